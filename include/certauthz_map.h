@@ -1,0 +1,105 @@
+/*
+ * certauthz_map.h -- the map file (SPEC section 2): parsed once into an
+ * immutable object, then resolved against certificate facts.
+ *
+ * Lifecycle: certauthz_map_load()/certauthz_map_parse() build a map in the
+ * pool given; on any error nothing is returned and everything allocated is
+ * left in that pool (callers load into a pool of its own and destroy it on
+ * failure, so nothing is half-applied).  A loaded map is never modified: any
+ * number of threads may resolve against it at once.  It lives exactly as
+ * long as its pool.
+ *
+ * Resolution: a certificate that matches any deny rule (global, or in the
+ * section of its issuer) is DENIED.  Otherwise the first rule in file order,
+ * among the global rules and the rules of its issuer's section, that
+ * matches gives the identity (MAPPED); else UNMAPPED.  Exact selectors are
+ * found through a hash index, so the cost does not grow with their number;
+ * only glob and regex rules are scanned, in file order.
+ */
+#ifndef CERTAUTHZ_MAP_H
+#define CERTAUTHZ_MAP_H
+
+#include "certauthz.h"
+#include "certauthz_facts.h"
+#include "certauthz_match.h"
+
+typedef struct certauthz_map_t certauthz_map_t;
+typedef struct certauthz_rule_t certauthz_rule_t;
+
+/* Longest line accepted, without its line end. */
+#define CERTAUTHZ_MAX_LINE 16384
+/* How many errors one parse collects before it stops. */
+#define CERTAUTHZ_MAX_ERRORS 100
+
+/* Read and parse a map file.  On failure returns CERTAUTHZ_EBADINPUT (or
+ * the I/O status) and fills errs (an array of certauthz_error_t, allocated
+ * from p; never empty on failure): every error found, in line order, at most
+ * CERTAUTHZ_MAX_ERRORS.  file names in errors point to path. */
+apr_status_t certauthz_map_load(certauthz_map_t **map, const char *path,
+                                apr_array_header_t **errs, apr_pool_t *p);
+
+/* Parse map text held in memory; name is used in errors and rule origins. */
+apr_status_t certauthz_map_parse(certauthz_map_t **map, const char *name,
+                                 const char *buf, apr_size_t len,
+                                 apr_array_header_t **errs, apr_pool_t *p);
+
+typedef struct {
+    unsigned rules;                   /* allow rules (not deny) */
+    unsigned exact[CERTAUTHZ_NTYPES]; /* exact allow rules by type */
+    unsigned globs;                   /* glob allow rules */
+    unsigned regexes;                 /* regex allow rules */
+    unsigned deny;                    /* deny rules of every kind */
+    unsigned sections;                /* [issuer] sections (distinct DNs) */
+} certauthz_map_stats_t;
+
+void certauthz_map_stats(const certauthz_map_t *map,
+                         certauthz_map_stats_t *stats);
+
+const char *certauthz_map_name(const certauthz_map_t *map);
+
+typedef enum {
+    CERTAUTHZ_UNMAPPED = 0,
+    CERTAUTHZ_MAPPED,
+    CERTAUTHZ_DENIED
+} certauthz_outcome_e;
+
+/* The result of resolving one certificate against one map.
+ *   rule: the rule that gave the identity (MAPPED) or the deny rule
+ *         (DENIED); NULL when UNMAPPED.
+ *   user, groups: the identity (MAPPED only); strings live in the map or,
+ *         for regex rules with $N, in the pool given to resolve. */
+typedef struct {
+    certauthz_outcome_e outcome;
+    const certauthz_rule_t *rule;
+    const char *user;
+    int ngroups;
+    const char *const *groups;
+} certauthz_identity_t;
+
+/* Resolve facts against map.  p is used only when a regex rule substitutes
+ * captures.  A substitution that yields an empty user or group, a control
+ * character, or a ',' inside a group name gives UNMAPPED (never a partial
+ * identity).  Thread-safe. */
+void certauthz_map_resolve(certauthz_identity_t *id, const certauthz_map_t *map,
+                           const certauthz_facts_t *facts, apr_pool_t *p);
+
+/* Call fn for every rule that matches the facts, in file order (deny rules
+ * included).  Stops when fn returns non-zero.  For `certauthz explain`. */
+typedef int certauthz_rule_fn(void *baton, const certauthz_rule_t *rule);
+void certauthz_map_each_match(const certauthz_map_t *map,
+                              const certauthz_facts_t *facts,
+                              certauthz_rule_fn *fn, void *baton);
+
+/* Accessors of a rule. */
+const char *certauthz_rule_file(const certauthz_rule_t *rule);
+unsigned certauthz_rule_line(const certauthz_rule_t *rule);
+int certauthz_rule_is_deny(const certauthz_rule_t *rule);
+const certauthz_selector_t *certauthz_rule_selector(const certauthz_rule_t *r);
+/* Issuer DN of the rule's section, or NULL for rules that apply to all. */
+const certauthz_dn_t *certauthz_rule_issuer(const certauthz_rule_t *rule);
+
+/* Groups joined with ',' (empty string when none). */
+const char *certauthz_identity_groups(const certauthz_identity_t *id,
+                                      apr_pool_t *p);
+
+#endif /* CERTAUTHZ_MAP_H */

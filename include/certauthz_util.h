@@ -1,0 +1,63 @@
+/*
+ * certauthz_util.h -- small byte-string helpers of the core: UTF-8
+ * validation, ASCII case folding, hex and base64 normalisation.
+ *
+ * All functions are pure and thread-safe; those that allocate use the pool
+ * passed last.
+ */
+#ifndef CERTAUTHZ_UTIL_H
+#define CERTAUTHZ_UTIL_H
+
+#include "certauthz.h"
+
+/* Non-zero when s[0..len) is well-formed UTF-8 (no overlong forms, no
+ * surrogates, nothing above U+10FFFF) and contains no NUL byte. */
+int certauthz_utf8_valid(const char *s, apr_size_t len);
+
+/* ASCII-only lower casing of len bytes, in place. */
+void certauthz_ascii_lower(char *s, apr_size_t len);
+
+/* Copy of s[0..len), NUL-terminated, lower-cased when fold is set. */
+char *certauthz_pstrndup_fold(const char *s, apr_size_t len, int fold,
+                              apr_pool_t *p);
+
+/* Upper-case hex of len bytes, no separators. */
+char *certauthz_hex_upper(const unsigned char *bytes, apr_size_t len,
+                          apr_pool_t *p);
+
+/* Normalise a hex string that may contain ':' between bytes: strips the
+ * colons and upper-cases.  want_bytes > 0 demands exactly that many bytes.
+ * Returns NULL (and sets *reason) on anything that is not hex. */
+const char *certauthz_hex_normalize(const char *s, apr_size_t len,
+                                    apr_size_t want_bytes,
+                                    const char **reason, apr_pool_t *p);
+
+/* Normalise a serial number: hex digits, optional ':' separators, case
+ * insensitive; returns upper case without leading zeros ("0" for zero). */
+const char *certauthz_serial_normalize(const char *s, apr_size_t len,
+                                       const char **reason, apr_pool_t *p);
+
+/* Standard base64 (with padding) of len bytes. */
+char *certauthz_base64(const unsigned char *bytes, apr_size_t len,
+                       apr_pool_t *p);
+
+/* Validate a pin-sha256 value: standard base64 of exactly 32 bytes.
+ * Returns the value (NUL-terminated copy) or NULL with *reason. */
+const char *certauthz_spki_normalize(const char *s, apr_size_t len,
+                                     const char **reason, apr_pool_t *p);
+
+/* Canonical text of an IPv4 (4 bytes) or IPv6 (16 bytes) address: dotted
+ * quad, or RFC 5952 form.  NULL for any other length. */
+const char *certauthz_ip_text(const unsigned char *addr, apr_size_t len,
+                              apr_pool_t *p);
+
+/* Parse an IP address written as text and return its canonical text, or
+ * NULL when it is not an IPv4 or IPv6 address. */
+const char *certauthz_ip_normalize(const char *s, apr_size_t len,
+                                   apr_pool_t *p);
+
+/* Make s safe for one log line: control characters, DEL, '"' and '\\'
+ * become \xHH.  Returns s itself when nothing needs escaping. */
+const char *certauthz_log_escape(const char *s, apr_pool_t *p);
+
+#endif /* CERTAUTHZ_UTIL_H */

@@ -1,0 +1,964 @@
+/*
+ * mod_certauthz -- authorization by verified client certificate.
+ *
+ * This file is the httpd glue only: directives, per-directory merge, the
+ * map registry (one load per path), the per-connection certificate cache,
+ * the hooks and the Require providers.  Facts, DNs and maps are in the pure
+ * core (core/, include/).
+ *
+ * Decision table (every cert-* provider and AuthType Certificate):
+ *
+ *   certificate                  cert-user/group/mapped  other cert-*     AuthType Certificate
+ *   ---------------------------  ----------------------  ---------------  ------------------------
+ *   none (SSL_CLIENT_VERIFY NONE) denied                  denied           403
+ *   not verified (GENEROUS,       denied                  denied           403
+ *     FAILED:*)
+ *   matches a deny rule           denied                  denied           403
+ *   no rule maps it               denied                  by its fact      CertAuthzUnmapped: 403
+ *                                                                           or user = that fact
+ *   a rule maps it                by user/groups          by its fact      user = mapped user
+ *
+ * Only SSL_CLIENT_VERIFY == "SUCCESS" counts as verified.  "Denied" is
+ * AUTHZ_DENIED, never AUTHZ_DENIED_NO_USER, so refusals are 403, not 401.
+ * AuthType Certificate sets r->user in the access_checker phase (after
+ * mod_ssl's, which may renegotiate), so mod_authz_core decides Require
+ * user/group/valid-user in its user-less pass and refuses with 403.
+ */
+#include <string.h>
+
+#include "apr_strings.h"
+#include "apr_hash.h"
+#include "apr_thread_mutex.h"
+
+#include "ap_config.h"
+#include "ap_provider.h"
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "http_ssl.h"
+#include "mod_auth.h"
+#include "mod_ssl_openssl.h"
+#include "apr_optional_hooks.h"
+
+#include "certauthz.h"
+#include "certauthz_dn.h"
+#include "certauthz_facts.h"
+#include "certauthz_map.h"
+#include "certauthz_match.h"
+#include "certauthz_util.h"
+
+module AP_MODULE_DECLARE_DATA certauthz_module;
+APLOG_USE_MODULE(certauthz);
+
+#define AUTH_TYPE "Certificate"
+#define UNSET -1
+
+/* ---- configuration ---------------------------------------------------
+
+ * map_entry_t: one loaded map file.  Created while the configuration is
+ * read (or when an .htaccess names a new file), owned by the registry,
+ * never modified, shared by every scope naming the file.  gen is unique
+ * per load, so caches key on it rather than on a pointer.
+ */
+typedef struct {
+    const char *path;
+    certauthz_map_t *map;
+    apr_uint32_t gen;
+} map_entry_t;
+
+/* The registry lives in pconf: rebuilt on every (graceful) restart.
+ * Written single-threaded while the configuration is read; after
+ * child_init only under lock (.htaccess files are read at request time). */
+typedef struct {
+    apr_pool_t *pool;
+    apr_hash_t *by_path;
+    apr_thread_mutex_t *lock;
+} registry_t;
+
+static registry_t *registry;
+static apr_uint32_t next_gen = 1;
+
+enum { UNMAPPED_DENY = 0, UNMAPPED_CN, UNMAPPED_EMAIL, UNMAPPED_UPN,
+       UNMAPPED_DN, UNMAPPED_URI };
+enum { AUDIT_OFF = 0, AUDIT_DENY, AUDIT_ALL };
+
+/* Per-directory configuration: created per section, merged parent->child
+ * (a field set in the child wins, else the parent's), then read-only. */
+typedef struct {
+    const map_entry_t *map; /* NULL: unset */
+    int unmapped;           /* UNSET or UNMAPPED_* */
+    int setenv;             /* UNSET, 0, 1 */
+    int audit;              /* UNSET or AUDIT_* */
+    const char *scope;      /* section the map was set in, for messages */
+} dir_conf_t;
+
+/* Per-server configuration, merged vhost over main server. */
+typedef struct {
+    int reload_interval; /* seconds; UNSET = default */
+} srv_conf_t;
+
+#define DEFAULT_RELOAD_INTERVAL 10
+
+static void *create_dir_conf(apr_pool_t *p, char *dir)
+{
+    dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
+    d->unmapped = UNSET;
+    d->setenv = UNSET;
+    d->audit = UNSET;
+    d->scope = dir ? apr_pstrdup(p, dir) : "server config";
+    return d;
+}
+
+static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    dir_conf_t *base = basev, *add = addv;
+    dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
+
+    d->map = add->map ? add->map : base->map;
+    d->scope = add->map ? add->scope : base->scope;
+    d->unmapped = add->unmapped != UNSET ? add->unmapped : base->unmapped;
+    d->setenv = add->setenv != UNSET ? add->setenv : base->setenv;
+    d->audit = add->audit != UNSET ? add->audit : base->audit;
+    return d;
+}
+
+static void *create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    srv_conf_t *c = apr_pcalloc(p, sizeof(*c));
+    (void)s;
+    c->reload_interval = UNSET;
+    return c;
+}
+
+static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    srv_conf_t *base = basev, *add = addv;
+    srv_conf_t *c = apr_pcalloc(p, sizeof(*c));
+    c->reload_interval = add->reload_interval != UNSET ? add->reload_interval
+                                                       : base->reload_interval;
+    return c;
+}
+
+#define DIR_CONF(r) \
+    ((dir_conf_t *)ap_get_module_config((r)->per_dir_config, &certauthz_module))
+
+static int conf_setenv(const dir_conf_t *d)
+{
+    return d->setenv != 0; /* default On */
+}
+
+static int conf_audit(const dir_conf_t *d)
+{
+    return d->audit == UNSET ? AUDIT_DENY : d->audit;
+}
+
+/* ---- map registry ---------------------------------------------------- */
+
+static const char *format_errors(apr_pool_t *p, apr_array_header_t *errs)
+{
+    const certauthz_error_t *e = (const certauthz_error_t *)errs->elts;
+    const char *msg = "";
+    int i, shown = errs->nelts < 10 ? errs->nelts : 10;
+
+    for (i = 0; i < shown; i++) {
+        const char *one = e[i].line
+            ? apr_psprintf(p, "%s:%u: %s", e[i].file, e[i].line, e[i].reason)
+            : apr_psprintf(p, "%s: %s", e[i].file, e[i].reason);
+        msg = i ? apr_pstrcat(p, msg, "\n", one, NULL) : one;
+    }
+    if (errs->nelts > shown)
+        msg = apr_psprintf(p, "%s\n(%d more errors; run 'certauthz check %s')",
+                           msg, errs->nelts - shown, e[0].file);
+    return msg;
+}
+
+/* Find or load the map at path.  Returns an error message (all errors
+ * found, FILE:LINE: reason each) or NULL. */
+static const char *registry_get(const map_entry_t **out, const char *path,
+                                apr_pool_t *errpool)
+{
+    map_entry_t *e;
+    const char *err = NULL;
+
+    if (registry->lock)
+        apr_thread_mutex_lock(registry->lock);
+    e = apr_hash_get(registry->by_path, path, APR_HASH_KEY_STRING);
+    if (!e) {
+        apr_pool_t *mp;
+        certauthz_map_t *map;
+        apr_array_header_t *errs;
+
+        apr_pool_create(&mp, registry->pool);
+        apr_pool_tag(mp, "certauthz_map");
+        if (certauthz_map_load(&map, path, &errs, mp) != APR_SUCCESS) {
+            err = format_errors(errpool, errs);
+            apr_pool_destroy(mp);
+        }
+        else {
+            e = apr_pcalloc(mp, sizeof(*e));
+            e->path = apr_pstrdup(mp, path);
+            e->map = map;
+            e->gen = next_gen++;
+            apr_hash_set(registry->by_path, e->path, APR_HASH_KEY_STRING, e);
+        }
+    }
+    if (registry->lock)
+        apr_thread_mutex_unlock(registry->lock);
+    *out = e;
+    return err;
+}
+
+/* ---- directives -------------------------------------------------------- */
+
+static const char *set_map_file(cmd_parms *cmd, void *dcfg, const char *arg)
+{
+    dir_conf_t *d = dcfg;
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    const char *err;
+
+    if (!path)
+        return apr_pstrcat(cmd->pool, "CertAuthzMapFile: invalid path '",
+                           arg, "'", NULL);
+    if ((err = registry_get(&d->map, path, cmd->pool)))
+        return err;
+    return NULL;
+}
+
+static const char *set_reload_interval(cmd_parms *cmd, void *dcfg,
+                                       const char *arg)
+{
+    srv_conf_t *c = ap_get_module_config(cmd->server->module_config,
+                                         &certauthz_module);
+    char *end;
+    apr_int64_t v;
+    (void)dcfg;
+
+    v = apr_strtoi64(arg, &end, 10);
+    if (!*arg || *end || v < 0 || v > 86400 * 365)
+        return "CertAuthzReloadInterval must be a number of seconds "
+               "(0 = reload only at restart)";
+    c->reload_interval = (int)v;
+    return NULL;
+}
+
+static const char *set_unmapped(cmd_parms *cmd, void *dcfg, const char *arg)
+{
+    static const char *const names[] = {"Deny", "CN", "Email", "UPN", "DN",
+                                        "URI", NULL};
+    dir_conf_t *d = dcfg;
+    (void)cmd;
+
+    for (int i = 0; names[i]; i++) {
+        if (!strcasecmp(arg, names[i])) {
+            d->unmapped = i;
+            return NULL;
+        }
+    }
+    return "CertAuthzUnmapped must be one of Deny, CN, Email, UPN, DN, URI";
+}
+
+static const char *set_audit(cmd_parms *cmd, void *dcfg, const char *arg)
+{
+    dir_conf_t *d = dcfg;
+    (void)cmd;
+
+    if (!strcasecmp(arg, "Off"))
+        d->audit = AUDIT_OFF;
+    else if (!strcasecmp(arg, "Deny"))
+        d->audit = AUDIT_DENY;
+    else if (!strcasecmp(arg, "All"))
+        d->audit = AUDIT_ALL;
+    else
+        return "CertAuthzAudit must be Off, Deny or All";
+    return NULL;
+}
+
+static const char *set_setenv(cmd_parms *cmd, void *dcfg, int on)
+{
+    (void)cmd;
+    ((dir_conf_t *)dcfg)->setenv = on;
+    return NULL;
+}
+
+static const command_rec certauthz_cmds[] = {
+    AP_INIT_TAKE1("CertAuthzMapFile", set_map_file, NULL,
+                  RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
+                  "map file (relative to ServerRoot) giving users and groups "
+                  "to client certificates"),
+    AP_INIT_TAKE1("CertAuthzReloadInterval", set_reload_interval, NULL,
+                  RSRC_CONF,
+                  "seconds between checks for a changed map file "
+                  "(0 = only at restart)"),
+    AP_INIT_TAKE1("CertAuthzUnmapped", set_unmapped, NULL,
+                  ACCESS_CONF | OR_AUTHCFG,
+                  "user for an unmapped certificate under AuthType "
+                  "Certificate: Deny, CN, Email, UPN, DN or URI"),
+    AP_INIT_FLAG("CertAuthzSetEnv", set_setenv, NULL,
+                 ACCESS_CONF | OR_AUTHCFG,
+                 "export CERTAUTHZ_* variables to the request environment"),
+    AP_INIT_TAKE1("CertAuthzAudit", set_audit, NULL,
+                  ACCESS_CONF | OR_AUTHCFG,
+                  "log decisions: Off, Deny or All"),
+    {NULL}
+};
+
+/* ---- per-connection certificate cache ---------------------------------
+
+ * conn_cache_t lives on the connection that carries TLS (for HTTP/2 the
+ * primary connection, c->master).  It is created by mod_ssl's
+ * pre_handshake hook, which hands us the connection's SSL.  It holds a
+ * reference to the peer certificate its facts were computed from, so a
+ * pointer comparison with SSL_get0_peer_certificate() detects any change
+ * (renegotiation, TLS 1.3 post-handshake auth) without ABA risk.  HTTP/2
+ * streams of one connection run on several threads: every access is under
+ * the mutex.  A change of certificate replaces the facts pool: that only
+ * happens between requests (HTTP/1 runs one request at a time, HTTP/2
+ * never renegotiates), so no request still holds the old facts.
+ */
+#define CACHE_IDS 4
+
+typedef struct {
+    apr_uint32_t gen; /* map_entry_t.gen; 0 = empty */
+    certauthz_identity_t id;
+} cached_id_t;
+
+typedef struct {
+    SSL *ssl;
+    apr_thread_mutex_t *lock;
+    X509 *cert;                 /* referenced; NULL before first use */
+    apr_pool_t *fpool;          /* facts and identities of cert */
+    certauthz_facts_t *facts;
+    cached_id_t ids[CACHE_IDS];
+    int next_id;
+} conn_cache_t;
+
+static apr_status_t conn_cache_cleanup(void *data)
+{
+    conn_cache_t *cc = data;
+    if (cc->cert)
+        X509_free(cc->cert);
+    cc->cert = NULL;
+    return APR_SUCCESS;
+}
+
+static int pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
+{
+    conn_cache_t *cc;
+
+    if (is_proxy)
+        return OK;
+    cc = apr_pcalloc(c->pool, sizeof(*cc));
+    cc->ssl = ssl;
+    if (apr_thread_mutex_create(&cc->lock, APR_THREAD_MUTEX_DEFAULT, c->pool)
+        != APR_SUCCESS)
+        return OK; /* no cache: requests parse the certificate themselves */
+    apr_pool_cleanup_register(c->pool, cc, conn_cache_cleanup,
+                              apr_pool_cleanup_null);
+    ap_set_module_config(c->conn_config, &certauthz_module, cc);
+    return OK;
+}
+
+static X509 *peer_cert(SSL *ssl)
+{
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    return SSL_get0_peer_certificate(ssl);
+#else
+    X509 *x = SSL_get_peer_certificate(ssl);
+    if (x)
+        X509_free(x); /* the session keeps its own reference */
+    return x;
+#endif
+}
+
+/* ---- the decision -------------------------------------------------------- */
+
+typedef enum {
+    CERT_NONE = 0,   /* no certificate */
+    CERT_UNVERIFIED, /* SSL_CLIENT_VERIFY is not SUCCESS */
+    CERT_ERROR,      /* verified, but could not be read */
+    CERT_OK
+} cert_state_e;
+
+static const char *const cert_state_names[] = {"no-certificate",
+                                               "not-verified", "cert-error",
+                                               "verified"};
+
+/* What one request learned; kept in r->request_config so the providers,
+ * the authn hook and fixups of one request share one lookup. */
+typedef struct {
+    cert_state_e state;
+    const char *verify;
+    const certauthz_facts_t *facts;
+    const map_entry_t *map; /* map the identity was resolved against */
+    certauthz_identity_t id;
+} req_state_t;
+
+static conn_rec *tls_conn(conn_rec *c)
+{
+    while (c->master)
+        c = c->master;
+    return c;
+}
+
+/* Facts of the connection's verified certificate, through the cache. */
+static const certauthz_facts_t *cached_facts(request_rec *r, conn_cache_t *cc,
+                                             const map_entry_t *map,
+                                             certauthz_identity_t *id,
+                                             int *have_id)
+{
+    const certauthz_facts_t *facts = NULL;
+    X509 *x;
+
+    apr_thread_mutex_lock(cc->lock);
+    x = peer_cert(cc->ssl);
+    if (x && x != cc->cert) {
+        if (cc->fpool)
+            apr_pool_destroy(cc->fpool);
+        if (cc->cert)
+            X509_free(cc->cert);
+        cc->cert = NULL;
+        cc->facts = NULL;
+        memset(cc->ids, 0, sizeof(cc->ids));
+        apr_pool_create(&cc->fpool, tls_conn(r->connection)->pool);
+        if (certauthz_facts_from_x509(&cc->facts, x, cc->fpool)
+            == APR_SUCCESS) {
+            X509_up_ref(x);
+            cc->cert = x;
+        }
+        else {
+            cc->facts = NULL;
+        }
+    }
+    if (x && x == cc->cert) {
+        facts = cc->facts;
+        if (map) {
+            for (int i = 0; i < CACHE_IDS; i++) {
+                if (cc->ids[i].gen == map->gen) {
+                    *id = cc->ids[i].id;
+                    *have_id = 1;
+                    break;
+                }
+            }
+            if (!*have_id) {
+                cached_id_t *slot = &cc->ids[cc->next_id];
+                cc->next_id = (cc->next_id + 1) % CACHE_IDS;
+                certauthz_map_resolve(&slot->id, map->map, facts, cc->fpool);
+                slot->gen = map->gen;
+                *id = slot->id;
+                *have_id = 1;
+            }
+        }
+    }
+    apr_thread_mutex_unlock(cc->lock);
+    return facts;
+}
+
+/* Facts without the cache: parse the PEM mod_ssl exports. */
+static const certauthz_facts_t *uncached_facts(request_rec *r)
+{
+    const char *pem = ap_ssl_var_lookup(r->pool, r->server, r->connection, r,
+                                        "SSL_CLIENT_CERT");
+    certauthz_facts_t *facts = NULL;
+    X509 *x;
+
+    if (!pem || !*pem
+        || certauthz_x509_read(&x, pem, strlen(pem)) != APR_SUCCESS)
+        return NULL;
+    if (certauthz_facts_from_x509(&facts, x, r->pool) != APR_SUCCESS)
+        facts = NULL;
+    X509_free(x);
+    return facts;
+}
+
+static req_state_t *decide(request_rec *r, const dir_conf_t *d)
+{
+    req_state_t *st = ap_get_module_config(r->request_config,
+                                           &certauthz_module);
+    const map_entry_t *map = d->map;
+    conn_cache_t *cc;
+    int have_id = 0;
+
+    if (st && st->map == map)
+        return st;
+    if (!st) {
+        st = apr_pcalloc(r->pool, sizeof(*st));
+        ap_set_module_config(r->request_config, &certauthz_module, st);
+    }
+    memset(st, 0, sizeof(*st));
+    st->map = map;
+    st->verify = ap_ssl_var_lookup(r->pool, r->server, r->connection, r,
+                                   "SSL_CLIENT_VERIFY");
+    if (!st->verify || !*st->verify || !strcmp(st->verify, "NONE")) {
+        st->state = CERT_NONE;
+        return st;
+    }
+    if (strcmp(st->verify, "SUCCESS")) {
+        st->state = CERT_UNVERIFIED;
+        return st;
+    }
+    cc = ap_get_module_config(tls_conn(r->connection)->conn_config,
+                              &certauthz_module);
+    if (cc && cc->lock)
+        st->facts = cached_facts(r, cc, map, &st->id, &have_id);
+    else
+        st->facts = uncached_facts(r);
+    if (!st->facts) {
+        st->state = CERT_ERROR;
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "CERTAUTHZ0001: verified client certificate could not "
+                      "be read");
+        return st;
+    }
+    st->state = CERT_OK;
+    if (map && !have_id)
+        certauthz_map_resolve(&st->id, map->map, st->facts, r->pool);
+    return st;
+}
+
+static const char *rule_where(apr_pool_t *p, const certauthz_rule_t *rule)
+{
+    if (!rule)
+        return "-";
+    return apr_psprintf(p, "%s:%u", certauthz_rule_file(rule),
+                        certauthz_rule_line(rule));
+}
+
+/* Why a request got no identity, for logs. */
+static const char *refusal_reason(const req_state_t *st)
+{
+    if (st->state != CERT_OK)
+        return cert_state_names[st->state];
+    if (!st->map)
+        return "no-map";
+    switch (st->id.outcome) {
+    case CERTAUTHZ_DENIED:
+        return "deny-rule";
+    case CERTAUTHZ_UNMAPPED:
+        return st->id.rule ? "bad-substitution" : "unmapped";
+    default:
+        return "mapped";
+    }
+}
+
+static const char *sha256_of(const req_state_t *st)
+{
+    return st->facts ? st->facts->of[CERTAUTHZ_SHA256].v[0].text : "-";
+}
+
+/* One audit line per decision, key=value with quoted, escaped values. */
+static void audit(request_rec *r, const dir_conf_t *d, const req_state_t *st,
+                  const char *what, int granted, const char *reason)
+{
+    int level = conf_audit(d);
+
+    if (level == AUDIT_OFF || (level == AUDIT_DENY && granted))
+        return;
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                  "CERTAUTHZ0100: decision=%s check=\"%s\" reason=%s "
+                  "user=\"%s\" rule=\"%s\" sha256=%s uri=\"%s\"",
+                  granted ? "granted" : "denied",
+                  certauthz_log_escape(what, r->pool), reason,
+                  st->id.outcome == CERTAUTHZ_MAPPED
+                      ? certauthz_log_escape(st->id.user, r->pool) : "-",
+                  certauthz_log_escape(rule_where(r->pool, st->id.rule),
+                                       r->pool),
+                  sha256_of(st), certauthz_log_escape(r->uri, r->pool));
+}
+
+/* ---- Require providers -----------------------------------------------
+ * One engine, one table: each row names the provider and what it compares.
+ */
+typedef enum {
+    CHECK_USER,   /* mapped user in NAMEs */
+    CHECK_GROUP,  /* a mapped group in GROUPs */
+    CHECK_MAPPED, /* any identity */
+    CHECK_FACT,   /* a fact matches a pattern */
+    CHECK_ISSUER  /* issuer DN is one of DNs */
+} check_kind_e;
+
+typedef struct {
+    const char *name;
+    check_kind_e kind;
+    certauthz_type_e type; /* CHECK_FACT */
+} provider_row_t;
+
+/* A parsed Require line: built once at configuration time (for .htaccess,
+ * per request from the request pool), then read-only. */
+typedef struct {
+    const provider_row_t *row;
+    int n;
+    const char **names;
+    certauthz_selector_t *sels;
+    const certauthz_dn_t **dns;
+    const char *where; /* config FILE:LINE of the Require */
+} require_t;
+
+static const char *parse_require(cmd_parms *cmd, const char *line,
+                                 const void **parsed,
+                                 const provider_row_t *row)
+{
+    require_t *req = apr_pcalloc(cmd->pool, sizeof(*req));
+    apr_array_header_t *args = apr_array_make(cmd->temp_pool, 4,
+                                              sizeof(const char *));
+    const char *w, *t = line;
+    int i;
+
+    while (*(w = ap_getword_conf(cmd->temp_pool, &t)))
+        *(const char **)apr_array_push(args) = w;
+    req->row = row;
+    req->n = args->nelts;
+    req->where = cmd->directive
+        ? apr_psprintf(cmd->pool, "%s:%d", cmd->directive->filename,
+                       cmd->directive->line_num)
+        : "?";
+    if (row->kind == CHECK_MAPPED) {
+        if (req->n)
+            return apr_psprintf(cmd->pool, "Require %s takes no arguments",
+                                row->name);
+    }
+    else if (!req->n) {
+        return apr_psprintf(cmd->pool, "Require %s needs at least one %s",
+                            row->name,
+                            row->kind == CHECK_ISSUER ? "DN" : "argument");
+    }
+    switch (row->kind) {
+    case CHECK_USER:
+    case CHECK_GROUP:
+        req->names = apr_pcalloc(cmd->pool, sizeof(char *) * (size_t)req->n);
+        for (i = 0; i < req->n; i++)
+            req->names[i] = apr_pstrdup(cmd->pool,
+                                        APR_ARRAY_IDX(args, i, const char *));
+        break;
+    case CHECK_FACT:
+        req->sels = apr_pcalloc(cmd->pool, sizeof(*req->sels) * (size_t)req->n);
+        for (i = 0; i < req->n; i++) {
+            const char *a = APR_ARRAY_IDX(args, i, const char *), *why;
+            if (certauthz_selector_make(&req->sels[i], row->type, a, strlen(a),
+                                        &why, cmd->pool) != APR_SUCCESS)
+                return apr_psprintf(cmd->pool, "Require %s: '%s': %s",
+                                    row->name, a, why);
+        }
+        break;
+    case CHECK_ISSUER:
+        req->dns = apr_pcalloc(cmd->pool, sizeof(*req->dns) * (size_t)req->n);
+        for (i = 0; i < req->n; i++) {
+            const char *a = APR_ARRAY_IDX(args, i, const char *), *why;
+            certauthz_dn_t *dn;
+            if (certauthz_dn_parse(&dn, a, strlen(a), &why, cmd->pool)
+                != APR_SUCCESS)
+                return apr_psprintf(cmd->pool, "Require %s: bad DN '%s': %s",
+                                    row->name, a, why);
+            req->dns[i] = dn;
+        }
+        break;
+    default:
+        break;
+    }
+    *parsed = req;
+    return NULL;
+}
+
+static int name_in(const char *name, const char *const *list, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(name, list[i]))
+            return 1;
+    return 0;
+}
+
+/* 1 when the request passes the Require line; reason says why not. */
+static int evaluate(const require_t *req, const req_state_t *st,
+                    const char **reason)
+{
+    const certauthz_identity_t *id = &st->id;
+    int i;
+
+    *reason = refusal_reason(st);
+    if (st->state != CERT_OK)
+        return 0;
+    if (st->map && id->outcome == CERTAUTHZ_DENIED)
+        return 0;
+    switch (req->row->kind) {
+    case CHECK_MAPPED:
+        return id->outcome == CERTAUTHZ_MAPPED;
+    case CHECK_USER:
+        if (id->outcome != CERTAUTHZ_MAPPED)
+            return 0;
+        *reason = "user-mismatch";
+        return name_in(id->user, req->names, req->n);
+    case CHECK_GROUP:
+        if (id->outcome != CERTAUTHZ_MAPPED)
+            return 0;
+        *reason = "group-mismatch";
+        for (i = 0; i < id->ngroups; i++)
+            if (name_in(id->groups[i], req->names, req->n))
+                return 1;
+        return 0;
+    case CHECK_FACT:
+        *reason = "fact-mismatch";
+        for (i = 0; i < req->n; i++)
+            if (certauthz_selector_match(&req->sels[i], st->facts, NULL) == 1)
+                return 1;
+        return 0;
+    case CHECK_ISSUER:
+        *reason = "issuer-mismatch";
+        for (i = 0; i < req->n; i++)
+            if (certauthz_dn_equal(req->dns[i], st->facts->issuer))
+                return 1;
+        return 0;
+    }
+    return 0;
+}
+
+static authz_status check_require(request_rec *r, const char *line,
+                                  const void *parsed)
+{
+    const require_t *req = parsed;
+    const dir_conf_t *d = DIR_CONF(r);
+    req_state_t *st;
+    const char *reason;
+    int ok;
+    (void)line;
+
+    if (!req)
+        return AUTHZ_GENERAL_ERROR;
+    if (!d->map && req->row->kind <= CHECK_MAPPED) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "CERTAUTHZ0010: Require %s (%s) needs a "
+                      "CertAuthzMapFile, but none applies to <%s>: denied",
+                      req->row->name, req->where,
+                      certauthz_log_escape(r->uri, r->pool));
+        return AUTHZ_DENIED;
+    }
+    st = decide(r, d);
+    ok = evaluate(req, st, &reason);
+    audit(r, d, st, apr_pstrcat(r->pool, "Require ", req->row->name, NULL),
+          ok, ok ? "match" : reason);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "CERTAUTHZ0011: Require %s: %s (%s; rule %s)",
+                  req->row->name, ok ? "granted" : "denied",
+                  ok ? "match" : reason, rule_where(r->pool, st->id.rule));
+    return ok ? AUTHZ_GRANTED : AUTHZ_DENIED;
+}
+
+static const provider_row_t provider_rows[] = {
+    {"cert-user", CHECK_USER, 0},
+    {"cert-group", CHECK_GROUP, 0},
+    {"cert-mapped", CHECK_MAPPED, 0},
+    {"cert-cn", CHECK_FACT, CERTAUTHZ_CN},
+    {"cert-email", CHECK_FACT, CERTAUTHZ_EMAIL},
+    {"cert-dns", CHECK_FACT, CERTAUTHZ_DNS},
+    {"cert-uri", CHECK_FACT, CERTAUTHZ_URI},
+    {"cert-upn", CHECK_FACT, CERTAUTHZ_UPN},
+    {"cert-issuer", CHECK_ISSUER, 0},
+    {"cert-sha256", CHECK_FACT, CERTAUTHZ_SHA256},
+};
+#define NPROVIDERS (sizeof(provider_rows) / sizeof(provider_rows[0]))
+
+/* httpd hands parse functions no provider name: one trampoline per row. */
+#define PARSER(i)                                                          \
+    static const char *parse_row_##i(cmd_parms *cmd, const char *line,     \
+                                     const void **parsed)                  \
+    {                                                                      \
+        return parse_require(cmd, line, parsed, &provider_rows[i]);        \
+    }
+PARSER(0) PARSER(1) PARSER(2) PARSER(3) PARSER(4)
+PARSER(5) PARSER(6) PARSER(7) PARSER(8) PARSER(9)
+
+static const authz_provider providers[NPROVIDERS] = {
+    {check_require, parse_row_0}, {check_require, parse_row_1},
+    {check_require, parse_row_2}, {check_require, parse_row_3},
+    {check_require, parse_row_4}, {check_require, parse_row_5},
+    {check_require, parse_row_6}, {check_require, parse_row_7},
+    {check_require, parse_row_8}, {check_require, parse_row_9},
+};
+
+/* ---- AuthType Certificate --------------------------------------------- */
+
+static int is_our_auth_type(request_rec *r)
+{
+    const char *t = ap_auth_type(r);
+    return t && !strcasecmp(t, AUTH_TYPE);
+}
+
+/* The user under AuthType Certificate, or NULL. */
+static const char *authn_user(request_rec *r, const dir_conf_t *d,
+                              const req_state_t *st)
+{
+    const certauthz_values_t *v;
+    static const certauthz_type_e fallback[] = {
+        CERTAUTHZ_NTYPES, CERTAUTHZ_CN, CERTAUTHZ_EMAIL, CERTAUTHZ_UPN,
+        CERTAUTHZ_DN, CERTAUTHZ_URI};
+    (void)r;
+
+    if (st->state != CERT_OK)
+        return NULL;
+    if (st->map && st->id.outcome == CERTAUTHZ_DENIED)
+        return NULL;
+    if (st->map && st->id.outcome == CERTAUTHZ_MAPPED)
+        return st->id.user;
+    if (st->map && st->id.rule)
+        return NULL; /* a rule matched but its substitution was unusable */
+    if (d->unmapped <= UNMAPPED_DENY)
+        return NULL;
+    v = &st->facts->of[fallback[d->unmapped]];
+    return v->n ? v->v[0].text : NULL;
+}
+
+/* access_checker, after mod_ssl's (which may renegotiate): set the user
+ * early, so that mod_authz_core decides in its user-less pass (403). */
+static int authn_early(request_rec *r)
+{
+    const dir_conf_t *d;
+    const req_state_t *st;
+    const char *user;
+
+    if (!is_our_auth_type(r) || r->user)
+        return DECLINED;
+    d = DIR_CONF(r);
+    st = decide(r, d);
+    user = authn_user(r, d, st);
+    if (user) {
+        r->user = apr_pstrdup(r->pool, user);
+        r->ap_auth_type = AUTH_TYPE;
+        audit(r, d, st, "AuthType Certificate", 1, st->id.outcome
+              == CERTAUTHZ_MAPPED ? "mapped" : "unmapped-fallback");
+    }
+    return DECLINED;
+}
+
+/* check_user_id: reached when authorization needs a user that the early
+ * step could not give. */
+static int authn_check(request_rec *r)
+{
+    const dir_conf_t *d;
+    const req_state_t *st;
+
+    if (!is_our_auth_type(r))
+        return DECLINED;
+    if (r->user)
+        return OK;
+    d = DIR_CONF(r);
+    st = decide(r, d);
+    audit(r, d, st, "AuthType Certificate", 0, refusal_reason(st));
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  "CERTAUTHZ0020: AuthType Certificate: no identity (%s): 403",
+                  refusal_reason(st));
+    return HTTP_FORBIDDEN;
+}
+
+static int note_auth_failure(request_rec *r, const char *auth_type)
+{
+    (void)r;
+    return strcasecmp(auth_type, AUTH_TYPE) ? DECLINED : OK;
+}
+
+/* ---- environment ---------------------------------------------------------- */
+
+static int fixups(request_rec *r)
+{
+    const dir_conf_t *d = DIR_CONF(r);
+    const req_state_t *st;
+
+    if (!conf_setenv(d))
+        return DECLINED;
+    if (!ap_ssl_conn_is_ssl(tls_conn(r->connection)))
+        return DECLINED;
+    st = decide(r, d);
+    if (st->state != CERT_OK)
+        return DECLINED;
+    apr_table_setn(r->subprocess_env, "CERTAUTHZ_CERT_SHA256", sha256_of(st));
+    if (st->map && st->id.outcome == CERTAUTHZ_MAPPED) {
+        apr_table_setn(r->subprocess_env, "CERTAUTHZ_USER", st->id.user);
+        apr_table_setn(r->subprocess_env, "CERTAUTHZ_GROUPS",
+                       certauthz_identity_groups(&st->id, r->pool));
+        apr_table_setn(r->subprocess_env, "CERTAUTHZ_RULE",
+                       rule_where(r->pool, st->id.rule));
+    }
+    return DECLINED;
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    registry = apr_pcalloc(pconf, sizeof(*registry));
+    apr_pool_create(&registry->pool, pconf);
+    apr_pool_tag(registry->pool, "certauthz_registry");
+    registry->by_path = apr_hash_make(registry->pool);
+    return OK;
+}
+
+static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                       server_rec *s)
+{
+    apr_hash_index_t *hi;
+    (void)plog;
+
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
+        return OK;
+    for (hi = apr_hash_first(ptemp, registry->by_path); hi;
+         hi = apr_hash_next(hi)) {
+        const map_entry_t *e = apr_hash_this_val(hi);
+        certauthz_map_stats_t st;
+        unsigned exact = 0;
+
+        certauthz_map_stats(e->map, &st);
+        for (int t = 0; t < CERTAUTHZ_NTYPES; t++)
+            exact += st.exact[t];
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     "CERTAUTHZ0002: map %s loaded: %u rules (%u exact, %u "
+                     "glob, %u regex), %u deny, %u issuer sections",
+                     e->path, st.rules, exact, st.globs, st.regexes, st.deny,
+                     st.sections);
+    }
+    (void)pconf;
+    return OK;
+}
+
+static void child_init(apr_pool_t *p, server_rec *s)
+{
+    (void)s;
+    if (registry && !registry->lock)
+        apr_thread_mutex_create(&registry->lock, APR_THREAD_MUTEX_DEFAULT, p);
+}
+
+static void register_hooks(apr_pool_t *p)
+{
+    static const char *const after_ssl[] = {"mod_ssl.c", NULL};
+
+    for (size_t i = 0; i < NPROVIDERS; i++)
+        ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP,
+                                  provider_rows[i].name,
+                                  AUTHZ_PROVIDER_VERSION, &providers[i],
+                                  AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ssl, pre_handshake, pre_handshake, NULL, NULL,
+                      APR_HOOK_MIDDLE);
+    ap_hook_check_access(authn_early, after_ssl, NULL, APR_HOOK_LAST,
+                         AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_check_authn(authn_check, NULL, NULL, APR_HOOK_MIDDLE,
+                        AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_fixups(fixups, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+module AP_MODULE_DECLARE_DATA certauthz_module = {
+    STANDARD20_MODULE_STUFF,
+    create_dir_conf,
+    merge_dir_conf,
+    create_srv_conf,
+    merge_srv_conf,
+    certauthz_cmds,
+    register_hooks
+#if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
+    , AP_MODULE_FLAG_ALWAYS_MERGE
+#endif
+};

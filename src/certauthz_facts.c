@@ -1,0 +1,278 @@
+/*
+ * certauthz_facts.c -- where facts are extracted from a certificate
+ * (SPEC section 1).  Only length-aware OpenSSL accessors are used; a value
+ * with a NUL byte or that is not UTF-8 is dropped, never truncated.
+ */
+#include <string.h>
+
+#include <apr_strings.h>
+#include <apr_tables.h>
+#include <openssl/asn1.h>
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "certauthz_facts.h"
+#include "certauthz_util.h"
+
+#define UPN_OID "1.3.6.1.4.1.311.20.2.3"
+
+typedef struct {
+    apr_array_header_t *arr[CERTAUTHZ_NTYPES];
+    certauthz_facts_t *f;
+    apr_pool_t *p;
+} builder_t;
+
+/* Record a value of a string type.  text is len bytes; dropped (and
+ * counted) when it has a NUL or is not UTF-8. */
+static void add_value(builder_t *b, certauthz_type_e type, const char *text,
+                      apr_size_t len)
+{
+    certauthz_value_t *v;
+
+    if (!text || !certauthz_utf8_valid(text, len)) {
+        b->f->dropped++;
+        return;
+    }
+    v = apr_array_push(b->arr[type]);
+    v->text = apr_pstrmemdup(b->p, text, len);
+    v->key = certauthz_type_folds_case(type)
+                 ? certauthz_pstrndup_fold(text, len, 1, b->p)
+                 : v->text;
+    v->key_len = len;
+}
+
+/* Record a value that is already canonical text. */
+static void add_canonical(builder_t *b, certauthz_type_e type, const char *s)
+{
+    certauthz_value_t *v = apr_array_push(b->arr[type]);
+    v->text = v->key = s;
+    v->key_len = strlen(s);
+}
+
+static void add_asn1(builder_t *b, certauthz_type_e type, const ASN1_STRING *s)
+{
+    if (!s) {
+        b->f->dropped++;
+        return;
+    }
+    add_value(b, type, (const char *)ASN1_STRING_get0_data(s),
+              (apr_size_t)ASN1_STRING_length(s));
+}
+
+static void extract_subject(builder_t *b, const X509_NAME *name)
+{
+    int i, n = X509_NAME_entry_count(name);
+    const ASN1_STRING *cn = NULL;
+
+    for (i = 0; i < n; i++) {
+        const X509_NAME_ENTRY *e = X509_NAME_get_entry(name, i);
+        if (OBJ_obj2nid(X509_NAME_ENTRY_get_object(e)) == NID_commonName) {
+            b->f->cn_count++;
+            cn = X509_NAME_ENTRY_get_data(e);
+        }
+    }
+    if (b->f->cn_count == 1) {
+        unsigned char *utf8 = NULL;
+        int len = ASN1_STRING_to_UTF8(&utf8, cn);
+        if (len >= 0)
+            add_value(b, CERTAUTHZ_CN, (const char *)utf8, (apr_size_t)len);
+        else
+            b->f->dropped++;
+        OPENSSL_free(utf8);
+    }
+    if (certauthz_dn_from_x509((certauthz_dn_t **)&b->f->subject, name, b->p)
+        == APR_SUCCESS) {
+        apr_size_t klen;
+        certauthz_value_t *v = apr_array_push(b->arr[CERTAUTHZ_DN]);
+        v->text = certauthz_dn_text(b->f->subject);
+        v->key = certauthz_dn_key(b->f->subject, &klen);
+        v->key_len = klen;
+    }
+    else {
+        b->f->dropped++;
+    }
+}
+
+static void extract_upn(builder_t *b, const OTHERNAME *on)
+{
+    char oid[64];
+
+    if (OBJ_obj2txt(oid, sizeof(oid), on->type_id, 1) <= 0
+        || strcmp(oid, UPN_OID))
+        return; /* another otherName: not a fact */
+    if (!on->value || on->value->type != V_ASN1_UTF8STRING) {
+        b->f->dropped++;
+        return;
+    }
+    add_asn1(b, CERTAUTHZ_UPN, on->value->value.utf8string);
+}
+
+static void extract_san(builder_t *b, X509 *x)
+{
+    int crit = -1;
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, &crit,
+                                           NULL);
+    int i;
+
+    if (!gens) {
+        if (crit == -2)
+            b->f->dropped++; /* several SAN extensions: trust none */
+        return;
+    }
+    for (i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        switch (g->type) {
+        case GEN_EMAIL:
+            add_asn1(b, CERTAUTHZ_EMAIL, g->d.rfc822Name);
+            break;
+        case GEN_DNS:
+            add_asn1(b, CERTAUTHZ_DNS, g->d.dNSName);
+            break;
+        case GEN_URI:
+            add_asn1(b, CERTAUTHZ_URI, g->d.uniformResourceIdentifier);
+            break;
+        case GEN_OTHERNAME:
+            extract_upn(b, g->d.otherName);
+            break;
+        case GEN_IPADD: {
+            const ASN1_OCTET_STRING *ip = g->d.iPAddress;
+            const char *t = ip ? certauthz_ip_text(
+                                     ASN1_STRING_get0_data(ip),
+                                     (apr_size_t)ASN1_STRING_length(ip), b->p)
+                               : NULL;
+            if (t)
+                add_canonical(b, CERTAUTHZ_IP, t);
+            else
+                b->f->dropped++;
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    GENERAL_NAMES_free(gens);
+}
+
+static apr_status_t extract_serial(builder_t *b, X509 *x)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    char *hex;
+    const char *s;
+
+    if (!bn)
+        return APR_ENOMEM;
+    hex = BN_bn2hex(bn); /* upper case, "0" for zero, "-" when negative */
+    BN_free(bn);
+    if (!hex)
+        return APR_ENOMEM;
+    s = hex;
+    if (*s == '-') {
+        s++;
+        while (s[0] == '0' && s[1])
+            s++;
+        add_canonical(b, CERTAUTHZ_SERIAL, apr_pstrcat(b->p, "-", s, NULL));
+    }
+    else {
+        while (s[0] == '0' && s[1])
+            s++;
+        add_canonical(b, CERTAUTHZ_SERIAL, apr_pstrdup(b->p, s));
+    }
+    OPENSSL_free(hex);
+    return APR_SUCCESS;
+}
+
+static apr_status_t extract_digests(builder_t *b, X509 *x)
+{
+    unsigned char md[EVP_MAX_MD_SIZE], *der = NULL;
+    unsigned int mdlen = 0;
+    int len;
+
+    if (!X509_digest(x, EVP_sha256(), md, &mdlen))
+        return APR_EGENERAL;
+    add_canonical(b, CERTAUTHZ_SHA256, certauthz_hex_upper(md, mdlen, b->p));
+
+    len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+    if (len <= 0)
+        return APR_EGENERAL;
+    if (!EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL)) {
+        OPENSSL_free(der);
+        return APR_EGENERAL;
+    }
+    OPENSSL_free(der);
+    add_canonical(b, CERTAUTHZ_SPKI, certauthz_base64(md, mdlen, b->p));
+    return APR_SUCCESS;
+}
+
+static const char *time_text(const ASN1_TIME *t, apr_pool_t *p)
+{
+    struct tm tm;
+    char buf[32];
+
+    if (!t || !ASN1_TIME_to_tm(t, &tm))
+        return "?";
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return apr_pstrdup(p, buf);
+}
+
+apr_status_t certauthz_facts_from_x509(certauthz_facts_t **pfacts, X509 *x,
+                                       apr_pool_t *p)
+{
+    builder_t b;
+    const X509_NAME *issuer;
+    apr_status_t rv;
+    int t;
+
+    b.p = p;
+    b.f = apr_pcalloc(p, sizeof(*b.f));
+    for (t = 0; t < CERTAUTHZ_NTYPES; t++)
+        b.arr[t] = apr_array_make(p, 1, sizeof(certauthz_value_t));
+
+    extract_subject(&b, X509_get_subject_name(x));
+    extract_san(&b, x);
+    if ((rv = extract_serial(&b, x)) != APR_SUCCESS
+        || (rv = extract_digests(&b, x)) != APR_SUCCESS)
+        return rv;
+
+    issuer = X509_get_issuer_name(x);
+    if (certauthz_dn_from_x509((certauthz_dn_t **)&b.f->issuer, issuer, p)
+        != APR_SUCCESS)
+        b.f->dropped++;
+    b.f->not_before = time_text(X509_get0_notBefore(x), p);
+    b.f->not_after = time_text(X509_get0_notAfter(x), p);
+
+    for (t = 0; t < CERTAUTHZ_NTYPES; t++) {
+        b.f->of[t].n = b.arr[t]->nelts;
+        b.f->of[t].v = (const certauthz_value_t *)b.arr[t]->elts;
+    }
+    *pfacts = b.f;
+    return APR_SUCCESS;
+}
+
+apr_status_t certauthz_x509_read(X509 **px, const char *buf, apr_size_t len)
+{
+    BIO *bio;
+    X509 *x = NULL;
+    const unsigned char *q = (const unsigned char *)buf;
+
+    *px = NULL;
+    if (len > 0x7fffffff)
+        return CERTAUTHZ_EBADINPUT;
+    if (len >= 11 && memmem(buf, len, "-----BEGIN", 10)) {
+        bio = BIO_new_mem_buf(buf, (int)len);
+        if (!bio)
+            return APR_ENOMEM;
+        x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        BIO_free(bio);
+    }
+    else {
+        x = d2i_X509(NULL, &q, (long)len);
+    }
+    if (!x)
+        return CERTAUTHZ_EBADINPUT;
+    *px = x;
+    return APR_SUCCESS;
+}

@@ -1,0 +1,298 @@
+/*
+ * certauthz_util.c -- byte-string helpers of the core: UTF-8 validation,
+ * case folding, hex/base64/IP normalisation, type names.
+ */
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <apr_strings.h>
+#include <openssl/evp.h>
+
+#include "certauthz.h"
+#include "certauthz_util.h"
+
+static const char *const type_names[CERTAUTHZ_NTYPES] = {
+    "cn", "dn", "email", "dns", "uri", "upn", "ip", "serial", "sha256", "spki"
+};
+
+const char *certauthz_type_name(certauthz_type_e type)
+{
+    return (unsigned)type < CERTAUTHZ_NTYPES ? type_names[type] : "?";
+}
+
+int certauthz_type_lookup(const char *name, apr_size_t len)
+{
+    int i;
+    for (i = 0; i < CERTAUTHZ_NTYPES; i++) {
+        if (strlen(type_names[i]) == len && !memcmp(type_names[i], name, len))
+            return i;
+    }
+    return -1;
+}
+
+int certauthz_type_folds_case(certauthz_type_e type)
+{
+    return type == CERTAUTHZ_EMAIL || type == CERTAUTHZ_DNS
+           || type == CERTAUTHZ_UPN;
+}
+
+int certauthz_utf8_valid(const char *str, apr_size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    apr_size_t i = 0;
+
+    while (i < len) {
+        unsigned char c = s[i];
+        apr_size_t n;
+        unsigned long cp;
+
+        if (c == 0)
+            return 0;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) {
+            n = 1;
+            cp = c & 0x1F;
+        }
+        else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            cp = c & 0x0F;
+        }
+        else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            cp = c & 0x07;
+        }
+        else {
+            return 0; /* continuation byte, overlong lead, or > U+10FFFF */
+        }
+        if (len - i <= n)
+            return 0;
+        for (apr_size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)
+            || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += n + 1;
+    }
+    return 1;
+}
+
+void certauthz_ascii_lower(char *s, apr_size_t len)
+{
+    for (apr_size_t i = 0; i < len; i++) {
+        if (s[i] >= 'A' && s[i] <= 'Z')
+            s[i] = (char)(s[i] + ('a' - 'A'));
+    }
+}
+
+char *certauthz_pstrndup_fold(const char *s, apr_size_t len, int fold,
+                              apr_pool_t *p)
+{
+    char *d = apr_palloc(p, len + 1);
+    memcpy(d, s, len);
+    d[len] = '\0';
+    if (fold)
+        certauthz_ascii_lower(d, len);
+    return d;
+}
+
+static const char hexdig[] = "0123456789ABCDEF";
+
+char *certauthz_hex_upper(const unsigned char *bytes, apr_size_t len,
+                          apr_pool_t *p)
+{
+    char *d = apr_palloc(p, 2 * len + 1);
+    for (apr_size_t i = 0; i < len; i++) {
+        d[2 * i] = hexdig[bytes[i] >> 4];
+        d[2 * i + 1] = hexdig[bytes[i] & 15];
+    }
+    d[2 * len] = '\0';
+    return d;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Hex digits with optional ':' separators between pairs, upper-cased. */
+static char *hex_strip(const char *s, apr_size_t len, const char **reason,
+                       apr_pool_t *p)
+{
+    char *d = apr_palloc(p, len + 1), *o = d;
+    int colons = memchr(s, ':', len) != NULL;
+
+    for (apr_size_t i = 0; i < len; i++) {
+        if (s[i] == ':') {
+            /* colons only between complete pairs */
+            if (i == 0 || i + 1 == len || s[i + 1] == ':'
+                || ((o - d) & 1)) {
+                *reason = "misplaced ':' in hex value";
+                return NULL;
+            }
+            continue;
+        }
+        if (hexval(s[i]) < 0) {
+            *reason = "not a hex digit";
+            return NULL;
+        }
+        *o++ = (char)(s[i] >= 'a' ? s[i] - ('a' - 'A') : s[i]);
+    }
+    *o = '\0';
+    if (o == d) {
+        *reason = "empty hex value";
+        return NULL;
+    }
+    if (colons && ((o - d) & 1)) {
+        *reason = "odd number of hex digits";
+        return NULL;
+    }
+    return d;
+}
+
+const char *certauthz_hex_normalize(const char *s, apr_size_t len,
+                                    apr_size_t want_bytes,
+                                    const char **reason, apr_pool_t *p)
+{
+    char *d = hex_strip(s, len, reason, p);
+    if (d && want_bytes && strlen(d) != 2 * want_bytes) {
+        *reason = apr_psprintf(p, "expected %" APR_SIZE_T_FMT
+                               " hex digits, got %" APR_SIZE_T_FMT,
+                               2 * want_bytes, strlen(d));
+        return NULL;
+    }
+    return d;
+}
+
+const char *certauthz_serial_normalize(const char *s, apr_size_t len,
+                                       const char **reason, apr_pool_t *p)
+{
+    const char *d = hex_strip(s, len, reason, p);
+    if (!d)
+        return NULL;
+    while (d[0] == '0' && d[1] != '\0')
+        d++;
+    return d;
+}
+
+char *certauthz_base64(const unsigned char *bytes, apr_size_t len,
+                       apr_pool_t *p)
+{
+    char *d = apr_palloc(p, 4 * ((len + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)d, bytes, (int)len);
+    return d;
+}
+
+static int b64val(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+const char *certauthz_spki_normalize(const char *s, apr_size_t len,
+                                     const char **reason, apr_pool_t *p)
+{
+    /* 32 bytes = 43 base64 digits + '=' ; the last digit carries 2 bits
+     * of data and 4 zero bits, so the canonical form is unique */
+    if (len != 44 || s[43] != '=') {
+        *reason = "spki must be the base64 of a SHA-256 digest "
+                  "(44 characters ending in '=')";
+        return NULL;
+    }
+    for (apr_size_t i = 0; i < 43; i++) {
+        if (b64val(s[i]) < 0) {
+            *reason = "invalid base64 character in spki value";
+            return NULL;
+        }
+    }
+    if (b64val(s[42]) & 3) {
+        *reason = "non-canonical base64 in spki value";
+        return NULL;
+    }
+    return apr_pstrmemdup(p, s, len);
+}
+
+const char *certauthz_ip_text(const unsigned char *addr, apr_size_t len,
+                              apr_pool_t *p)
+{
+    char buf[INET6_ADDRSTRLEN];
+
+    if (len == 4) {
+        if (!inet_ntop(AF_INET, addr, buf, sizeof(buf)))
+            return NULL;
+    }
+    else if (len == 16) {
+        if (!inet_ntop(AF_INET6, addr, buf, sizeof(buf)))
+            return NULL;
+    }
+    else {
+        return NULL;
+    }
+    return apr_pstrdup(p, buf);
+}
+
+const char *certauthz_ip_normalize(const char *s, apr_size_t len,
+                                   apr_pool_t *p)
+{
+    unsigned char addr[16];
+    char buf[INET6_ADDRSTRLEN + 1];
+
+    if (len == 0 || len >= sizeof(buf))
+        return NULL;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    if (inet_pton(AF_INET, buf, addr) == 1)
+        return certauthz_ip_text(addr, 4, p);
+    if (inet_pton(AF_INET6, buf, addr) == 1)
+        return certauthz_ip_text(addr, 16, p);
+    return NULL;
+}
+
+const char *certauthz_log_escape(const char *s, apr_pool_t *p)
+{
+    apr_size_t n = 0, len = 0;
+    const unsigned char *u;
+    char *d, *o;
+
+    for (u = (const unsigned char *)s; *u; u++, len++) {
+        if (*u < 0x20 || *u == 0x7F || *u == '"' || *u == '\\')
+            n++;
+    }
+    if (!n)
+        return s;
+    o = d = apr_palloc(p, len + 3 * n + 1);
+    for (u = (const unsigned char *)s; *u; u++) {
+        if (*u < 0x20 || *u == 0x7F || *u == '"' || *u == '\\') {
+            *o++ = '\\';
+            *o++ = 'x';
+            *o++ = hexdig[*u >> 4];
+            *o++ = hexdig[*u & 15];
+        }
+        else {
+            *o++ = (char)*u;
+        }
+    }
+    *o = '\0';
+    return d;
+}
