@@ -293,14 +293,14 @@ static const command_rec certauthz_cmds[] = {
                   "seconds between checks for a changed map file "
                   "(0 = only at restart)"),
     AP_INIT_TAKE1("CertAuthzUnmapped", set_unmapped, NULL,
-                  ACCESS_CONF | OR_AUTHCFG,
+                  ACCESS_CONF,
                   "user for an unmapped certificate under AuthType "
                   "Certificate: Deny, CN, Email, UPN, DN or URI"),
     AP_INIT_FLAG("CertAuthzSetEnv", set_setenv, NULL,
-                 ACCESS_CONF | OR_AUTHCFG,
+                 ACCESS_CONF,
                  "export CERTAUTHZ_* variables to the request environment"),
     AP_INIT_TAKE1("CertAuthzAudit", set_audit, NULL,
-                  ACCESS_CONF | OR_AUTHCFG,
+                  ACCESS_CONF,
                   "log decisions: Off, Deny or All"),
     {NULL}
 };

@@ -1043,10 +1043,7 @@ int certgen_run(int argc, const char *const *argv, X509 **cert, EVP_PKEY **key,
     if (o.issuer_name != NULL
         && build_name("--issuer-name", o.issuer_name, &iname, err, errlen) != 0)
         goto done;
-    if (subj.patch)
-        why = subj.why;
-    if (iname.patch)
-        why = iname.why;
+    why = iname.patch ? iname.why : subj.patch ? subj.why : NULL;
     if (iname.patch)
         patch_issuer = &iname.der;
     else if (o.issuer_name == NULL && ca == NULL && subj.patch)

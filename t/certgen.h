@@ -16,8 +16,10 @@
  *   --san TYPE:VALUE       repeatable; TYPE is email, dns, uri, ip, ipraw (hex
  *                          octets), upn, upn-ia5 or othername:OID
  *   --san-count N:TEMPLATE N dns SANs, each %d in TEMPLATE replaced by 0..N-1
- *   --serial HEX           default: 16 random bytes, top bit clear
- *   --days N | --expired | --not-yet-valid
+ *                          (N = 0 gives an empty, invalid SAN extension)
+ *   --serial HEX           default: 16 random bytes, top bit clear ("-0A" and
+ *                          "00" allowed)
+ *   --days N | --expired | --not-yet-valid   (N may be negative)
  *   --key-type ec|rsa      P-256 (default) or RSA-2048
  *   --key FILE             use this PEM private key
  *
@@ -26,8 +28,10 @@
  * knows, optionally suffixed with the value's type: #utf8 (default), #printable,
  * #ia5, #t61, #numeric, #visible, #bmp (value is UTF-8, stored as UCS-2),
  * #bmpraw (bytes as-is), #int (decimal INTEGER), #der (value is a complete
- * DER TLV, stored as-is).  Values (and SAN values) take escapes \xHH for any
- * byte and \c for a literal character c (\/ \+ \\); bytes are never validated.
+ * DER TLV, stored as-is).  Values (and SAN values other than ip/ipraw) take
+ * escapes \xHH for any byte and \c for a literal character c (\/ \+ \\);
+ * bytes are never validated.  Only --issuer adds an authorityKeyIdentifier;
+ * the SAN extension is critical when the subject is empty (RFC 5280).
  *
  * OpenSSL 3.0 cannot parse Names containing invalid UTF-8 in a UTF8String,
  * a malformed BMPString, or a non-string value such as an INTEGER, so it can
