@@ -81,8 +81,14 @@ typedef struct {
 static registry_t *registry;
 static apr_uint32_t next_gen = 1;
 
-enum { UNMAPPED_DENY = 0, UNMAPPED_CN, UNMAPPED_EMAIL, UNMAPPED_UPN,
-       UNMAPPED_DN, UNMAPPED_URI };
+enum {
+    UNMAPPED_DENY = 0,
+    UNMAPPED_CN,
+    UNMAPPED_EMAIL,
+    UNMAPPED_UPN,
+    UNMAPPED_DN,
+    UNMAPPED_URI
+};
 enum { AUDIT_OFF = 0, AUDIT_DENY, AUDIT_ALL };
 
 /* Per-directory configuration: created per section, merged parent->child
@@ -142,7 +148,7 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     return c;
 }
 
-#define DIR_CONF(r) \
+#define DIR_CONF(r)                                                            \
     ((dir_conf_t *)ap_get_module_config((r)->per_dir_config, &certauthz_module))
 
 static int conf_setenv(const dir_conf_t *d)
@@ -164,9 +170,10 @@ static const char *format_errors(apr_pool_t *p, apr_array_header_t *errs)
     int i, shown = errs->nelts < 10 ? errs->nelts : 10;
 
     for (i = 0; i < shown; i++) {
-        const char *one = e[i].line
-            ? apr_psprintf(p, "%s:%u: %s", e[i].file, e[i].line, e[i].reason)
-            : apr_psprintf(p, "%s: %s", e[i].file, e[i].reason);
+        const char *one =
+            e[i].line ? apr_psprintf(p, "%s:%u: %s", e[i].file, e[i].line,
+                                     e[i].reason)
+                      : apr_psprintf(p, "%s: %s", e[i].file, e[i].reason);
         msg = i ? apr_pstrcat(p, msg, "\n", one, NULL) : one;
     }
     if (errs->nelts > shown)
@@ -220,8 +227,8 @@ static const char *set_map_file(cmd_parms *cmd, void *dcfg, const char *arg)
     const char *err;
 
     if (!path)
-        return apr_pstrcat(cmd->pool, "CertAuthzMapFile: invalid path '",
-                           arg, "'", NULL);
+        return apr_pstrcat(cmd->pool, "CertAuthzMapFile: invalid path '", arg,
+                           "'", NULL);
     if ((err = registry_get(&d->map, path, cmd->pool)))
         return err;
     return NULL;
@@ -230,8 +237,8 @@ static const char *set_map_file(cmd_parms *cmd, void *dcfg, const char *arg)
 static const char *set_reload_interval(cmd_parms *cmd, void *dcfg,
                                        const char *arg)
 {
-    srv_conf_t *c = ap_get_module_config(cmd->server->module_config,
-                                         &certauthz_module);
+    srv_conf_t *c =
+        ap_get_module_config(cmd->server->module_config, &certauthz_module);
     char *end;
     apr_int64_t v;
     (void)dcfg;
@@ -246,8 +253,8 @@ static const char *set_reload_interval(cmd_parms *cmd, void *dcfg,
 
 static const char *set_unmapped(cmd_parms *cmd, void *dcfg, const char *arg)
 {
-    static const char *const names[] = {"Deny", "CN", "Email", "UPN", "DN",
-                                        "URI", NULL};
+    static const char *const names[] = {"Deny", "CN",  "Email", "UPN",
+                                        "DN",   "URI", NULL};
     dir_conf_t *d = dcfg;
     (void)cmd;
 
@@ -292,18 +299,14 @@ static const command_rec certauthz_cmds[] = {
                   RSRC_CONF,
                   "seconds between checks for a changed map file "
                   "(0 = only at restart)"),
-    AP_INIT_TAKE1("CertAuthzUnmapped", set_unmapped, NULL,
-                  ACCESS_CONF,
+    AP_INIT_TAKE1("CertAuthzUnmapped", set_unmapped, NULL, ACCESS_CONF,
                   "user for an unmapped certificate under AuthType "
                   "Certificate: Deny, CN, Email, UPN, DN or URI"),
-    AP_INIT_FLAG("CertAuthzSetEnv", set_setenv, NULL,
-                 ACCESS_CONF,
+    AP_INIT_FLAG("CertAuthzSetEnv", set_setenv, NULL, ACCESS_CONF,
                  "export CERTAUTHZ_* variables to the request environment"),
-    AP_INIT_TAKE1("CertAuthzAudit", set_audit, NULL,
-                  ACCESS_CONF,
+    AP_INIT_TAKE1("CertAuthzAudit", set_audit, NULL, ACCESS_CONF,
                   "log decisions: Off, Deny or All"),
-    {NULL}
-};
+    {NULL}};
 
 /* ---- per-connection certificate cache ---------------------------------
 
@@ -328,8 +331,8 @@ typedef struct {
 typedef struct {
     SSL *ssl;
     apr_thread_mutex_t *lock;
-    X509 *cert;                 /* referenced; NULL before first use */
-    apr_pool_t *fpool;          /* facts and identities of cert */
+    X509 *cert;        /* referenced; NULL before first use */
+    apr_pool_t *fpool; /* facts and identities of cert */
     certauthz_facts_t *facts;
     cached_id_t ids[CACHE_IDS];
     int next_id;
@@ -382,9 +385,8 @@ typedef enum {
     CERT_OK
 } cert_state_e;
 
-static const char *const cert_state_names[] = {"no-certificate",
-                                               "not-verified", "cert-error",
-                                               "verified"};
+static const char *const cert_state_names[] = {"no-certificate", "not-verified",
+                                               "cert-error", "verified"};
 
 /* What one request learned; kept in r->request_config so the providers,
  * the authn hook and fixups of one request share one lookup. */
@@ -475,8 +477,8 @@ static const certauthz_facts_t *uncached_facts(request_rec *r)
 
 static req_state_t *decide(request_rec *r, const dir_conf_t *d)
 {
-    req_state_t *st = ap_get_module_config(r->request_config,
-                                           &certauthz_module);
+    req_state_t *st =
+        ap_get_module_config(r->request_config, &certauthz_module);
     const map_entry_t *map = d->map;
     conn_cache_t *cc;
     int have_id = 0;
@@ -556,16 +558,17 @@ static void audit(request_rec *r, const dir_conf_t *d, const req_state_t *st,
 
     if (level == AUDIT_OFF || (level == AUDIT_DENY && granted))
         return;
-    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
-                  "CERTAUTHZ0100: decision=%s check=\"%s\" reason=%s "
-                  "user=\"%s\" rule=\"%s\" sha256=%s uri=\"%s\"",
-                  granted ? "granted" : "denied",
-                  certauthz_log_escape(what, r->pool), reason,
-                  st->id.outcome == CERTAUTHZ_MAPPED
-                      ? certauthz_log_escape(st->id.user, r->pool) : "-",
-                  certauthz_log_escape(rule_where(r->pool, st->id.rule),
-                                       r->pool),
-                  sha256_of(st), certauthz_log_escape(r->uri, r->pool));
+    ap_log_rerror(
+        APLOG_MARK, APLOG_NOTICE, 0, r,
+        "CERTAUTHZ0100: decision=%s check=\"%s\" reason=%s "
+        "user=\"%s\" rule=\"%s\" sha256=%s uri=\"%s\"",
+        granted ? "granted" : "denied", certauthz_log_escape(what, r->pool),
+        reason,
+        st->id.outcome == CERTAUTHZ_MAPPED
+            ? certauthz_log_escape(st->id.user, r->pool)
+            : "-",
+        certauthz_log_escape(rule_where(r->pool, st->id.rule), r->pool),
+        sha256_of(st), certauthz_log_escape(r->uri, r->pool));
 }
 
 /* ---- Require providers -----------------------------------------------
@@ -597,12 +600,11 @@ typedef struct {
 } require_t;
 
 static const char *parse_require(cmd_parms *cmd, const char *line,
-                                 const void **parsed,
-                                 const provider_row_t *row)
+                                 const void **parsed, const provider_row_t *row)
 {
     require_t *req = apr_pcalloc(cmd->pool, sizeof(*req));
-    apr_array_header_t *args = apr_array_make(cmd->temp_pool, 4,
-                                              sizeof(const char *));
+    apr_array_header_t *args =
+        apr_array_make(cmd->temp_pool, 4, sizeof(const char *));
     const char *w, *t = line;
     int i;
 
@@ -610,10 +612,10 @@ static const char *parse_require(cmd_parms *cmd, const char *line,
         *(const char **)apr_array_push(args) = w;
     req->row = row;
     req->n = args->nelts;
-    req->where = cmd->directive
-        ? apr_psprintf(cmd->pool, "%s:%d", cmd->directive->filename,
-                       cmd->directive->line_num)
-        : "?";
+    req->where = cmd->directive ? apr_psprintf(cmd->pool, "%s:%d",
+                                               cmd->directive->filename,
+                                               cmd->directive->line_num)
+                                : "?";
     if (row->kind == CHECK_MAPPED) {
         if (req->n)
             return apr_psprintf(cmd->pool, "Require %s takes no arguments",
@@ -629,15 +631,16 @@ static const char *parse_require(cmd_parms *cmd, const char *line,
     case CHECK_GROUP:
         req->names = apr_pcalloc(cmd->pool, sizeof(char *) * (size_t)req->n);
         for (i = 0; i < req->n; i++)
-            req->names[i] = apr_pstrdup(cmd->pool,
-                                        APR_ARRAY_IDX(args, i, const char *));
+            req->names[i] =
+                apr_pstrdup(cmd->pool, APR_ARRAY_IDX(args, i, const char *));
         break;
     case CHECK_FACT:
         req->sels = apr_pcalloc(cmd->pool, sizeof(*req->sels) * (size_t)req->n);
         for (i = 0; i < req->n; i++) {
             const char *a = APR_ARRAY_IDX(args, i, const char *), *why;
             if (certauthz_selector_make(&req->sels[i], row->type, a, strlen(a),
-                                        &why, cmd->pool) != APR_SUCCESS)
+                                        &why, cmd->pool)
+                != APR_SUCCESS)
                 return apr_psprintf(cmd->pool, "Require %s: '%s': %s",
                                     row->name, a, why);
         }
@@ -735,12 +738,12 @@ static authz_status check_require(request_rec *r, const char *line,
     }
     st = decide(r, d);
     ok = evaluate(req, st, &reason);
-    audit(r, d, st, apr_pstrcat(r->pool, "Require ", req->row->name, NULL),
-          ok, ok ? "match" : reason);
+    audit(r, d, st, apr_pstrcat(r->pool, "Require ", req->row->name, NULL), ok,
+          ok ? "match" : reason);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                  "CERTAUTHZ0011: Require %s: %s (%s; rule %s)",
-                  req->row->name, ok ? "granted" : "denied",
-                  ok ? "match" : reason, rule_where(r->pool, st->id.rule));
+                  "CERTAUTHZ0011: Require %s: %s (%s; rule %s)", req->row->name,
+                  ok ? "granted" : "denied", ok ? "match" : reason,
+                  rule_where(r->pool, st->id.rule));
     return ok ? AUTHZ_GRANTED : AUTHZ_DENIED;
 }
 
@@ -759,21 +762,22 @@ static const provider_row_t provider_rows[] = {
 #define NPROVIDERS (sizeof(provider_rows) / sizeof(provider_rows[0]))
 
 /* httpd hands parse functions no provider name: one trampoline per row. */
-#define PARSER(i)                                                          \
-    static const char *parse_row_##i(cmd_parms *cmd, const char *line,     \
-                                     const void **parsed)                  \
-    {                                                                      \
-        return parse_require(cmd, line, parsed, &provider_rows[i]);        \
+#define PARSER(i)                                                              \
+    static const char *parse_row_##i(cmd_parms *cmd, const char *line,         \
+                                     const void **parsed)                      \
+    {                                                                          \
+        return parse_require(cmd, line, parsed, &provider_rows[i]);            \
     }
-PARSER(0) PARSER(1) PARSER(2) PARSER(3) PARSER(4)
-PARSER(5) PARSER(6) PARSER(7) PARSER(8) PARSER(9)
+PARSER(0)
+PARSER(1) PARSER(2) PARSER(3) PARSER(4) PARSER(5) PARSER(6) PARSER(7) PARSER(8)
+    PARSER(9)
 
-static const authz_provider providers[NPROVIDERS] = {
-    {check_require, parse_row_0}, {check_require, parse_row_1},
-    {check_require, parse_row_2}, {check_require, parse_row_3},
-    {check_require, parse_row_4}, {check_require, parse_row_5},
-    {check_require, parse_row_6}, {check_require, parse_row_7},
-    {check_require, parse_row_8}, {check_require, parse_row_9},
+        static const authz_provider providers[NPROVIDERS] = {
+            {check_require, parse_row_0}, {check_require, parse_row_1},
+            {check_require, parse_row_2}, {check_require, parse_row_3},
+            {check_require, parse_row_4}, {check_require, parse_row_5},
+            {check_require, parse_row_6}, {check_require, parse_row_7},
+            {check_require, parse_row_8}, {check_require, parse_row_9},
 };
 
 /* ---- AuthType Certificate --------------------------------------------- */
@@ -790,8 +794,8 @@ static const char *authn_user(request_rec *r, const dir_conf_t *d,
 {
     const certauthz_values_t *v;
     static const certauthz_type_e fallback[] = {
-        CERTAUTHZ_NTYPES, CERTAUTHZ_CN, CERTAUTHZ_EMAIL, CERTAUTHZ_UPN,
-        CERTAUTHZ_DN, CERTAUTHZ_URI};
+        CERTAUTHZ_NTYPES, CERTAUTHZ_CN, CERTAUTHZ_EMAIL,
+        CERTAUTHZ_UPN,    CERTAUTHZ_DN, CERTAUTHZ_URI};
     (void)r;
 
     if (st->state != CERT_OK)
@@ -824,8 +828,9 @@ static int authn_early(request_rec *r)
     if (user) {
         r->user = apr_pstrdup(r->pool, user);
         r->ap_auth_type = AUTH_TYPE;
-        audit(r, d, st, "AuthType Certificate", 1, st->id.outcome
-              == CERTAUTHZ_MAPPED ? "mapped" : "unmapped-fallback");
+        audit(r, d, st, "AuthType Certificate", 1,
+              st->id.outcome == CERTAUTHZ_MAPPED ? "mapped"
+                                                 : "unmapped-fallback");
     }
     return DECLINED;
 }
@@ -934,9 +939,8 @@ static void register_hooks(apr_pool_t *p)
 
     for (size_t i = 0; i < NPROVIDERS; i++)
         ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP,
-                                  provider_rows[i].name,
-                                  AUTHZ_PROVIDER_VERSION, &providers[i],
-                                  AP_AUTH_INTERNAL_PER_CONF);
+                                  provider_rows[i].name, AUTHZ_PROVIDER_VERSION,
+                                  &providers[i], AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
@@ -950,15 +954,15 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_fixups(fixups, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
-module AP_MODULE_DECLARE_DATA certauthz_module = {
-    STANDARD20_MODULE_STUFF,
-    create_dir_conf,
-    merge_dir_conf,
-    create_srv_conf,
-    merge_srv_conf,
-    certauthz_cmds,
-    register_hooks
+module AP_MODULE_DECLARE_DATA certauthz_module = {STANDARD20_MODULE_STUFF,
+                                                  create_dir_conf,
+                                                  merge_dir_conf,
+                                                  create_srv_conf,
+                                                  merge_srv_conf,
+                                                  certauthz_cmds,
+                                                  register_hooks
 #if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
-    , AP_MODULE_FLAG_ALWAYS_MERGE
+                                                  ,
+                                                  AP_MODULE_FLAG_ALWAYS_MERGE
 #endif
 };

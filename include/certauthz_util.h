@@ -29,8 +29,8 @@ char *certauthz_hex_upper(const unsigned char *bytes, apr_size_t len,
  * colons and upper-cases.  want_bytes > 0 demands exactly that many bytes.
  * Returns NULL (and sets *reason) on anything that is not hex. */
 const char *certauthz_hex_normalize(const char *s, apr_size_t len,
-                                    apr_size_t want_bytes,
-                                    const char **reason, apr_pool_t *p);
+                                    apr_size_t want_bytes, const char **reason,
+                                    apr_pool_t *p);
 
 /* Normalise a serial number: hex digits, optional ':' separators, case
  * insensitive; returns upper case without leading zeros ("0" for zero). */

@@ -28,7 +28,7 @@ typedef struct {
 } rdn_t;
 
 struct certauthz_dn_t {
-    int n;        /* RDNs, most specific first */
+    int n; /* RDNs, most specific first */
     rdn_t *rdn;
     const char *key;
     apr_size_t keylen;
@@ -40,43 +40,41 @@ struct certauthz_dn_t {
 static const struct {
     const char *name;
     int nid;
-} attr_names[] = {
-    {"cn", NID_commonName},
-    {"commonname", NID_commonName},
-    {"l", NID_localityName},
-    {"localityname", NID_localityName},
-    {"st", NID_stateOrProvinceName},
-    {"stateorprovincename", NID_stateOrProvinceName},
-    {"o", NID_organizationName},
-    {"organizationname", NID_organizationName},
-    {"ou", NID_organizationalUnitName},
-    {"organizationalunitname", NID_organizationalUnitName},
-    {"c", NID_countryName},
-    {"countryname", NID_countryName},
-    {"street", NID_streetAddress},
-    {"streetaddress", NID_streetAddress},
-    {"dc", NID_domainComponent},
-    {"domaincomponent", NID_domainComponent},
-    {"uid", NID_userId},
-    {"userid", NID_userId},
-    {"emailaddress", NID_pkcs9_emailAddress},
-    {"e", NID_pkcs9_emailAddress},
-    {"serialnumber", NID_serialNumber},
-    {"sn", NID_surname},
-    {"surname", NID_surname},
-    {"gn", NID_givenName},
-    {"givenname", NID_givenName},
-    {"title", NID_title},
-    {"initials", NID_initials},
-    {"pseudonym", NID_pseudonym},
-    {"generationqualifier", NID_generationQualifier},
-    {"dnqualifier", NID_dnQualifier},
-    {"name", NID_name},
-    {"businesscategory", NID_businessCategory},
-    {"postalcode", NID_postalCode},
-    {"organizationidentifier", NID_organizationIdentifier},
-    {NULL, 0}
-};
+} attr_names[] = {{"cn", NID_commonName},
+                  {"commonname", NID_commonName},
+                  {"l", NID_localityName},
+                  {"localityname", NID_localityName},
+                  {"st", NID_stateOrProvinceName},
+                  {"stateorprovincename", NID_stateOrProvinceName},
+                  {"o", NID_organizationName},
+                  {"organizationname", NID_organizationName},
+                  {"ou", NID_organizationalUnitName},
+                  {"organizationalunitname", NID_organizationalUnitName},
+                  {"c", NID_countryName},
+                  {"countryname", NID_countryName},
+                  {"street", NID_streetAddress},
+                  {"streetaddress", NID_streetAddress},
+                  {"dc", NID_domainComponent},
+                  {"domaincomponent", NID_domainComponent},
+                  {"uid", NID_userId},
+                  {"userid", NID_userId},
+                  {"emailaddress", NID_pkcs9_emailAddress},
+                  {"e", NID_pkcs9_emailAddress},
+                  {"serialnumber", NID_serialNumber},
+                  {"sn", NID_surname},
+                  {"surname", NID_surname},
+                  {"gn", NID_givenName},
+                  {"givenname", NID_givenName},
+                  {"title", NID_title},
+                  {"initials", NID_initials},
+                  {"pseudonym", NID_pseudonym},
+                  {"generationqualifier", NID_generationQualifier},
+                  {"dnqualifier", NID_dnQualifier},
+                  {"name", NID_name},
+                  {"businesscategory", NID_businessCategory},
+                  {"postalcode", NID_postalCode},
+                  {"organizationidentifier", NID_organizationIdentifier},
+                  {NULL, 0}};
 
 static int ava_cmp(const void *a, const void *b)
 {
@@ -91,8 +89,7 @@ static int ava_cmp(const void *a, const void *b)
 }
 
 /* RFC 4514 escaping of one value for display. */
-static void append_escaped(apr_array_header_t *out, const char *v,
-                           apr_size_t n)
+static void append_escaped(apr_array_header_t *out, const char *v, apr_size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (apr_size_t i = 0; i < n; i++) {
@@ -138,8 +135,8 @@ static certauthz_dn_t *dn_finish(certauthz_dn_t *dn, apr_pool_t *p)
                 append(txt, "+", 1);
             }
             append(key, a->oid, strlen(a->oid));
-            int k = snprintf(num, sizeof(num), "=%" APR_SIZE_T_FMT ":",
-                             a->vlen);
+            int k =
+                snprintf(num, sizeof(num), "=%" APR_SIZE_T_FMT ":", a->vlen);
             append(key, num, (apr_size_t)k);
             append(key, a->val, a->vlen);
             append(txt, a->name, strlen(a->name));
@@ -332,9 +329,13 @@ static int parse_hex_value(parser_t *ps, ava_t *a)
         return fail(ps, "'#' value in DN is not one BER element");
     }
     switch (t->type) {
-    case V_ASN1_UTF8STRING: case V_ASN1_PRINTABLESTRING:
-    case V_ASN1_IA5STRING: case V_ASN1_T61STRING: case V_ASN1_BMPSTRING:
-    case V_ASN1_UNIVERSALSTRING: case V_ASN1_VISIBLESTRING:
+    case V_ASN1_UTF8STRING:
+    case V_ASN1_PRINTABLESTRING:
+    case V_ASN1_IA5STRING:
+    case V_ASN1_T61STRING:
+    case V_ASN1_BMPSTRING:
+    case V_ASN1_UNIVERSALSTRING:
+    case V_ASN1_VISIBLESTRING:
     case V_ASN1_NUMERICSTRING:
         a->val = string_utf8(t->value.asn1_string, &a->vlen, ps->p);
         break;
@@ -376,8 +377,10 @@ static int parse_value(parser_t *ps, ava_t *a)
             continue;
         }
         if (c == '"' || c == ';' || c == '<' || c == '>')
-            return fail(ps, apr_psprintf(ps->p, "unescaped '%c' in DN value "
-                                         "(write \\%c)", c, c));
+            return fail(ps, apr_psprintf(ps->p,
+                                         "unescaped '%c' in DN value "
+                                         "(write \\%c)",
+                                         c, c));
         *o++ = c;
         if (c != ' ')
             keep = (apr_size_t)(o - buf);

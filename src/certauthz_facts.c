@@ -114,8 +114,8 @@ static void extract_upn(builder_t *b, const OTHERNAME *on)
 static void extract_san(builder_t *b, X509 *x)
 {
     int crit = -1;
-    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, &crit,
-                                           NULL);
+    GENERAL_NAMES *gens =
+        X509_get_ext_d2i(x, NID_subject_alt_name, &crit, NULL);
     int i;
 
     if (!gens) {
@@ -140,10 +140,10 @@ static void extract_san(builder_t *b, X509 *x)
             break;
         case GEN_IPADD: {
             const ASN1_OCTET_STRING *ip = g->d.iPAddress;
-            const char *t = ip ? certauthz_ip_text(
-                                     ASN1_STRING_get0_data(ip),
-                                     (apr_size_t)ASN1_STRING_length(ip), b->p)
-                               : NULL;
+            const char *t =
+                ip ? certauthz_ip_text(ASN1_STRING_get0_data(ip),
+                                       (apr_size_t)ASN1_STRING_length(ip), b->p)
+                   : NULL;
             if (t)
                 add_canonical(b, CERTAUTHZ_IP, t);
             else

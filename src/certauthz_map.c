@@ -21,10 +21,10 @@ struct certauthz_rule_t {
     const char *const *groups; /* may hold $N when refs */
     const certauthz_map_t *map;
     unsigned line;
-    unsigned short scope;   /* 0: every issuer; n: map->issuer_dn[n] */
+    unsigned short scope; /* 0: every issuer; n: map->issuer_dn[n] */
     unsigned short ngroups;
     unsigned char deny;
-    unsigned char refs;     /* user or groups use $N */
+    unsigned char refs; /* user or groups use $N */
 };
 
 struct certauthz_map_t {
@@ -79,8 +79,9 @@ static uint32_t index_find(const certauthz_map_t *m, unsigned scope,
 static void index_insert(certauthz_map_t *m, uint32_t idx)
 {
     const certauthz_rule_t *r = &m->rules[idx];
-    uint32_t i = key_hash(r->scope, r->sel.type, r->deny, r->sel.value,
-                          r->sel.len) & m->mask;
+    uint32_t i =
+        key_hash(r->scope, r->sel.type, r->deny, r->sel.value, r->sel.len)
+        & m->mask;
     while (m->slots[i])
         i = (i + 1) & m->mask;
     m->slots[i] = idx + 1;
@@ -184,14 +185,17 @@ static int check_refs(parse_t *ps, const certauthz_rule_t *r, const char *s,
             continue;
         unsigned n = (unsigned)(s[i + 1] - '0');
         if (r->sel.kind != CERTAUTHZ_SEL_REGEX) {
-            add_error(ps, apr_psprintf(ps->scratch, "$%u in %s but the "
-                                       "selector is not a regex", n, what));
+            add_error(ps, apr_psprintf(ps->scratch,
+                                       "$%u in %s but the "
+                                       "selector is not a regex",
+                                       n, what));
             return -1;
         }
         if (n > r->sel.ngroups) {
-            add_error(ps, apr_psprintf(ps->scratch, "$%u in %s but the regex "
-                                       "has %u capture group%s", n, what,
-                                       r->sel.ngroups,
+            add_error(ps, apr_psprintf(ps->scratch,
+                                       "$%u in %s but the regex "
+                                       "has %u capture group%s",
+                                       n, what, r->sel.ngroups,
                                        r->sel.ngroups == 1 ? "" : "s"));
             return -1;
         }
@@ -264,7 +268,9 @@ static void parse_section(parse_t *ps, const char *line, apr_size_t len)
     const char *bad = "bad section header: expected [issuer \"DN\"] or "
                       "[any-issuer]";
 
-#define SKIP_WS() while (i < len && (line[i] == ' ' || line[i] == '\t')) i++
+#define SKIP_WS()                                                              \
+    while (i < len && (line[i] == ' ' || line[i] == '\t'))                     \
+    i++
     SKIP_WS();
     if (len - i >= 10 && !memcmp(line + i, "any-issuer", 10)) {
         i += 10;
@@ -302,9 +308,12 @@ static void parse_section(parse_t *ps, const char *line, apr_size_t len)
         if (i >= len || line[i] != ']')
             goto bad;
         if (certauthz_dn_parse(&dn, dntext, (apr_size_t)(o - dntext), &why,
-                               ps->p) != APR_SUCCESS) {
-            add_error(ps, apr_psprintf(ps->scratch, "bad issuer DN in section "
-                                       "header: %s", why));
+                               ps->p)
+            != APR_SUCCESS) {
+            add_error(ps, apr_psprintf(ps->scratch,
+                                       "bad issuer DN in section "
+                                       "header: %s",
+                                       why));
             return;
         }
         key = certauthz_dn_key(dn, &klen);
@@ -397,11 +406,12 @@ static void parse_rule(parse_t *ps, const field_t *f, int n)
         uint32_t prev = index_find(m, r->scope, r->sel.type, r->deny,
                                    r->sel.value, r->sel.len);
         if (prev != UINT32_MAX) {
-            add_error(ps, apr_psprintf(ps->scratch, "duplicate selector %s "
-                                       "(first at line %u)",
-                                       certauthz_selector_text(&r->sel,
-                                                               ps->scratch),
-                                       m->rules[prev].line));
+            add_error(
+                ps, apr_psprintf(ps->scratch,
+                                 "duplicate selector %s "
+                                 "(first at line %u)",
+                                 certauthz_selector_text(&r->sel, ps->scratch),
+                                 m->rules[prev].line));
             return;
         }
         index_insert(m, m->nrules);
@@ -471,8 +481,7 @@ apr_status_t certauthz_map_parse(certauthz_map_t **pmap, const char *name,
     if ((rv = apr_pool_create(&ps.scratch, p)) != APR_SUCCESS)
         return rv;
 
-    for (const char *q = buf; (q = memchr(q, '\n', (apr_size_t)(end - q)));
-         q++)
+    for (const char *q = buf; (q = memchr(q, '\n', (apr_size_t)(end - q))); q++)
         nlines++;
     while (nslots < 2 * nlines)
         nslots <<= 1;
@@ -518,11 +527,13 @@ apr_status_t certauthz_map_parse(certauthz_map_t **pmap, const char *name,
         apr_pool_destroy(ps.scratch);
         return CERTAUTHZ_EBADINPUT;
     }
-    m->allow_pat = apr_pmemdup(p, ps.allow_pat->elts,
-                               sizeof(uint32_t) * (apr_size_t)ps.allow_pat->nelts + 1);
+    m->allow_pat =
+        apr_pmemdup(p, ps.allow_pat->elts,
+                    sizeof(uint32_t) * (apr_size_t)ps.allow_pat->nelts + 1);
     m->nallow_pat = (unsigned)ps.allow_pat->nelts;
-    m->deny_pat = apr_pmemdup(p, ps.deny_pat->elts,
-                              sizeof(uint32_t) * (apr_size_t)ps.deny_pat->nelts + 1);
+    m->deny_pat =
+        apr_pmemdup(p, ps.deny_pat->elts,
+                    sizeof(uint32_t) * (apr_size_t)ps.deny_pat->nelts + 1);
     m->ndeny_pat = (unsigned)ps.deny_pat->nelts;
     m->issuer_dn = (const certauthz_dn_t **)ps.issuer_dns->elts;
     m->stats.sections = (unsigned)ps.issuer_dns->nelts - 1;
@@ -736,8 +747,8 @@ unusable:
 }
 
 void certauthz_map_each_match(const certauthz_map_t *m,
-                              const certauthz_facts_t *f,
-                              certauthz_rule_fn *fn, void *baton)
+                              const certauthz_facts_t *f, certauthz_rule_fn *fn,
+                              void *baton)
 {
     unsigned scope = issuer_scope(m, f);
 

@@ -44,9 +44,9 @@ static apr_status_t compile_regex(certauthz_selector_t *sel, const char *src,
         return CERTAUTHZ_EBADINPUT;
     }
     re = apr_pcalloc(p, sizeof(*re));
-    re->code = pcre2_compile((PCRE2_SPTR)src, len,
-                             PCRE2_UTF | PCRE2_DOLLAR_ENDONLY, &err, &off,
-                             NULL);
+    re->code =
+        pcre2_compile((PCRE2_SPTR)src, len, PCRE2_UTF | PCRE2_DOLLAR_ENDONLY,
+                      &err, &off, NULL);
     if (!re->code) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(err, msg, sizeof(msg));
@@ -164,21 +164,23 @@ apr_status_t certauthz_selector_parse(certauthz_selector_t *sel,
     apr_size_t n = 0;
     int type;
 
-    while (n < len && ((text[n] >= 'a' && text[n] <= 'z')
-                       || (text[n] >= '0' && text[n] <= '9')))
+    while (n < len
+           && ((text[n] >= 'a' && text[n] <= 'z')
+               || (text[n] >= '0' && text[n] <= '9')))
         n++;
     if (n == len || (text[n] != ':' && text[n] != '~')) {
-        *reason = apr_psprintf(p, "selector '%s' is not type:value or "
-                               "type~regex",
-                               certauthz_log_escape(
-                                   apr_pstrmemdup(p, text, len), p));
+        *reason =
+            apr_psprintf(p,
+                         "selector '%s' is not type:value or "
+                         "type~regex",
+                         certauthz_log_escape(apr_pstrmemdup(p, text, len), p));
         return CERTAUTHZ_EBADINPUT;
     }
     type = certauthz_type_lookup(text, n);
     if (type < 0) {
-        *reason = apr_psprintf(p, "unknown selector type '%s'",
-                               certauthz_log_escape(
-                                   apr_pstrmemdup(p, text, n), p));
+        *reason =
+            apr_psprintf(p, "unknown selector type '%s'",
+                         certauthz_log_escape(apr_pstrmemdup(p, text, n), p));
         return CERTAUTHZ_EBADINPUT;
     }
     if (text[n] == ':')
@@ -249,8 +251,8 @@ static int regex_match(const certauthz_selector_t *sel, const char *subject,
                        certauthz_captures_t *caps)
 {
     const regex_t_ *re = sel->u.re;
-    pcre2_match_data *md = pcre2_match_data_create(CERTAUTHZ_MAX_CAPTURES,
-                                                   NULL);
+    pcre2_match_data *md =
+        pcre2_match_data_create(CERTAUTHZ_MAX_CAPTURES, NULL);
     int rc;
 
     if (!md)
@@ -260,8 +262,8 @@ static int regex_match(const certauthz_selector_t *sel, const char *subject,
     if (rc >= 0 && caps) {
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         uint32_t n = pcre2_get_ovector_count(md);
-        caps->n = (int)(n < CERTAUTHZ_MAX_CAPTURES ? n
-                                                   : CERTAUTHZ_MAX_CAPTURES);
+        caps->n =
+            (int)(n < CERTAUTHZ_MAX_CAPTURES ? n : CERTAUTHZ_MAX_CAPTURES);
         for (int i = 0; i < caps->n; i++) {
             if (ov[2 * i] == PCRE2_UNSET) {
                 caps->s[i] = NULL;

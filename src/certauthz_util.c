@@ -13,8 +13,7 @@
 #include "certauthz_util.h"
 
 static const char *const type_names[CERTAUTHZ_NTYPES] = {
-    "cn", "dn", "email", "dns", "uri", "upn", "ip", "serial", "sha256", "spki"
-};
+    "cn", "dn", "email", "dns", "uri", "upn", "ip", "serial", "sha256", "spki"};
 
 const char *certauthz_type_name(certauthz_type_e type)
 {
@@ -75,8 +74,8 @@ int certauthz_utf8_valid(const char *str, apr_size_t len)
                 return 0;
             cp = (cp << 6) | (s[i + k] & 0x3F);
         }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)
-            || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF
+            || (cp >= 0xD800 && cp <= 0xDFFF))
             return 0;
         i += n + 1;
     }
@@ -137,8 +136,7 @@ static char *hex_strip(const char *s, apr_size_t len, const char **reason,
     for (apr_size_t i = 0; i < len; i++) {
         if (s[i] == ':') {
             /* colons only between complete pairs */
-            if (i == 0 || i + 1 == len || s[i + 1] == ':'
-                || ((o - d) & 1)) {
+            if (i == 0 || i + 1 == len || s[i + 1] == ':' || ((o - d) & 1)) {
                 *reason = "misplaced ':' in hex value";
                 return NULL;
             }
@@ -163,14 +161,14 @@ static char *hex_strip(const char *s, apr_size_t len, const char **reason,
 }
 
 const char *certauthz_hex_normalize(const char *s, apr_size_t len,
-                                    apr_size_t want_bytes,
-                                    const char **reason, apr_pool_t *p)
+                                    apr_size_t want_bytes, const char **reason,
+                                    apr_pool_t *p)
 {
     char *d = hex_strip(s, len, reason, p);
     if (d && want_bytes && strlen(d) != 2 * want_bytes) {
-        *reason = apr_psprintf(p, "expected %" APR_SIZE_T_FMT
-                               " hex digits, got %" APR_SIZE_T_FMT,
-                               2 * want_bytes, strlen(d));
+        *reason = apr_psprintf(
+            p, "expected %" APR_SIZE_T_FMT " hex digits, got %" APR_SIZE_T_FMT,
+            2 * want_bytes, strlen(d));
         return NULL;
     }
     return d;
@@ -252,8 +250,7 @@ const char *certauthz_ip_text(const unsigned char *addr, apr_size_t len,
     return apr_pstrdup(p, buf);
 }
 
-const char *certauthz_ip_normalize(const char *s, apr_size_t len,
-                                   apr_pool_t *p)
+const char *certauthz_ip_normalize(const char *s, apr_size_t len, apr_pool_t *p)
 {
     unsigned char addr[16];
     char buf[INET6_ADDRSTRLEN + 1];

@@ -92,7 +92,8 @@ static int read_file(char **buf, apr_size_t *len, const char *path,
     apr_finfo_t fi;
 
     if (apr_file_open(&fd, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
-                      APR_OS_DEFAULT, p) != APR_SUCCESS
+                      APR_OS_DEFAULT, p)
+            != APR_SUCCESS
         || apr_file_info_get(&fi, APR_FINFO_SIZE, fd) != APR_SUCCESS)
         return -1;
     *buf = apr_palloc(p, (apr_size_t)fi.size + 1);
@@ -123,8 +124,7 @@ static int print_match(void *baton, const certauthz_rule_t *rule)
     return 0;
 }
 
-static int cmd_explain(const char *mappath, const char *certpath,
-                       apr_pool_t *p)
+static int cmd_explain(const char *mappath, const char *certpath, apr_pool_t *p)
 {
     certauthz_map_t *map;
     apr_array_header_t *errs;
@@ -191,8 +191,8 @@ static int cmd_explain(const char *mappath, const char *certpath,
     default:
         if (id.rule)
             printf("  UNMAPPED: %s:%u matched but its $N substitution gave "
-                   "an unusable name\n", certauthz_rule_file(id.rule),
-                   certauthz_rule_line(id.rule));
+                   "an unusable name\n",
+                   certauthz_rule_file(id.rule), certauthz_rule_line(id.rule));
         else
             printf("  UNMAPPED: no rule matches\n");
     }
@@ -200,8 +200,9 @@ static int cmd_explain(const char *mappath, const char *certpath,
     certauthz_map_each_match(map, f, print_match, &b);
     if (!b.n)
         printf("  (none)\n");
-    return id.outcome == CERTAUTHZ_MAPPED ? 0
-         : id.outcome == CERTAUTHZ_DENIED ? 3 : 4;
+    return id.outcome == CERTAUTHZ_MAPPED   ? 0
+           : id.outcome == CERTAUTHZ_DENIED ? 3
+                                            : 4;
 }
 
 int main(int argc, char **argv)
