@@ -163,23 +163,29 @@ static int conf_audit(const dir_conf_t *d)
 
 /* ---- map registry ---------------------------------------------------- */
 
-static const char *format_errors(apr_pool_t *p, apr_array_header_t *errs)
+/* Every error on a line of its own (httpd shows a multi-line directive
+ * error with literal "\n"), then the first one as the directive's error. */
+static const char *format_errors(apr_pool_t *p, apr_array_header_t *errs,
+                                 int at_startup)
 {
     const certauthz_error_t *e = (const certauthz_error_t *)errs->elts;
-    const char *msg = "";
-    int i, shown = errs->nelts < 10 ? errs->nelts : 10;
+    const char *first = NULL;
 
-    for (i = 0; i < shown; i++) {
+    for (int i = 0; i < errs->nelts; i++) {
         const char *one =
             e[i].line ? apr_psprintf(p, "%s:%u: %s", e[i].file, e[i].line,
                                      e[i].reason)
                       : apr_psprintf(p, "%s: %s", e[i].file, e[i].reason);
-        msg = i ? apr_pstrcat(p, msg, "\n", one, NULL) : one;
+        if (!first)
+            first = one;
+        if (at_startup && errs->nelts > 1)
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_ERR, 0, NULL,
+                         "CERTAUTHZ0003: %s", one);
     }
-    if (errs->nelts > shown)
-        msg = apr_psprintf(p, "%s\n(%d more errors; run 'certauthz check %s')",
-                           msg, errs->nelts - shown, e[0].file);
-    return msg;
+    if (errs->nelts > 1)
+        return apr_psprintf(p, "%s (%d errors in all%s)", first, errs->nelts,
+                            at_startup ? ", listed above" : "");
+    return first;
 }
 
 /* Find or load the map at path.  Returns an error message (all errors
@@ -201,7 +207,7 @@ static const char *registry_get(const map_entry_t **out, const char *path,
         apr_pool_create(&mp, registry->pool);
         apr_pool_tag(mp, "certauthz_map");
         if (certauthz_map_load(&map, path, &errs, mp) != APR_SUCCESS) {
-            err = format_errors(errpool, errs);
+            err = format_errors(errpool, errs, registry->lock == NULL);
             apr_pool_destroy(mp);
         }
         else {
