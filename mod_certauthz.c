@@ -4,7 +4,7 @@
  * This file is the httpd glue only: directives, per-directory merge, the
  * map registry (one load per path), the per-connection certificate cache,
  * the hooks and the Require providers.  Facts, DNs and maps are in the pure
- * core (core/, include/).
+ * core (src/, include/).
  *
  * Decision table (every cert-* provider and AuthType Certificate):
  *
@@ -775,15 +775,15 @@ static const provider_row_t provider_rows[] = {
         return parse_require(cmd, line, parsed, &provider_rows[i]);            \
     }
 PARSER(0)
-PARSER(1) PARSER(2) PARSER(3) PARSER(4) PARSER(5) PARSER(6) PARSER(7) PARSER(8)
-    PARSER(9)
+PARSER(1)
+PARSER(2) PARSER(3) PARSER(4) PARSER(5) PARSER(6) PARSER(7) PARSER(8) PARSER(9)
 
-        static const authz_provider providers[NPROVIDERS] = {
-            {check_require, parse_row_0}, {check_require, parse_row_1},
-            {check_require, parse_row_2}, {check_require, parse_row_3},
-            {check_require, parse_row_4}, {check_require, parse_row_5},
-            {check_require, parse_row_6}, {check_require, parse_row_7},
-            {check_require, parse_row_8}, {check_require, parse_row_9},
+    static const authz_provider providers[NPROVIDERS] = {
+        {check_require, parse_row_0}, {check_require, parse_row_1},
+        {check_require, parse_row_2}, {check_require, parse_row_3},
+        {check_require, parse_row_4}, {check_require, parse_row_5},
+        {check_require, parse_row_6}, {check_require, parse_row_7},
+        {check_require, parse_row_8}, {check_require, parse_row_9},
 };
 
 /* ---- AuthType Certificate --------------------------------------------- */
@@ -819,18 +819,28 @@ static const char *authn_user(request_rec *r, const dir_conf_t *d,
 }
 
 /* access_checker, after mod_ssl's (which may renegotiate): set the user
- * early, so that mod_authz_core decides in its user-less pass (403). */
+ * early, so that mod_authz_core decides in its user-less pass (403).
+ * Under AuthType Certificate this module alone authenticates: a user set
+ * before us (mod_ssl's SSLUserName or FakeBasicAuth) is replaced, or
+ * removed when the certificate gives no identity, so it can never bypass
+ * the map's deny rules. */
 static int authn_early(request_rec *r)
 {
     const dir_conf_t *d;
     const req_state_t *st;
     const char *user;
 
-    if (!is_our_auth_type(r) || r->user)
+    if (!is_our_auth_type(r))
         return DECLINED;
     d = DIR_CONF(r);
     st = decide(r, d);
     user = authn_user(r, d, st);
+    if (r->user && (!user || strcmp(r->user, user)))
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "CERTAUTHZ0021: AuthType Certificate replaces user "
+                      "'%s' set by another module",
+                      certauthz_log_escape(r->user, r->pool));
+    r->user = NULL;
     if (user) {
         r->user = apr_pstrdup(r->pool, user);
         r->ap_auth_type = AUTH_TYPE;
@@ -847,13 +857,19 @@ static int authn_check(request_rec *r)
 {
     const dir_conf_t *d;
     const req_state_t *st;
+    const char *user;
 
     if (!is_our_auth_type(r))
         return DECLINED;
-    if (r->user)
-        return OK;
     d = DIR_CONF(r);
     st = decide(r, d);
+    if ((user = authn_user(r, d, st))) {
+        /* another check_user_id hook (mod_ssl's) may have set its own */
+        r->user = apr_pstrdup(r->pool, user);
+        r->ap_auth_type = AUTH_TYPE;
+        return OK;
+    }
+    r->user = NULL;
     audit(r, d, st, "AuthType Certificate", 0, refusal_reason(st));
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   "CERTAUTHZ0020: AuthType Certificate: no identity (%s): 403",

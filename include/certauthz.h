@@ -1,7 +1,7 @@
 /*
  * certauthz.h -- types shared by every part of the mod_certauthz core.
  *
- * The core (the files in core/) is plain C on APR, APR-util, OpenSSL and PCRE2.  It
+ * The core (the files in src/) is plain C on APR, APR-util, OpenSSL and PCRE2.  It
  * includes no httpd header and never logs: functions return an
  * apr_status_t and, where input can be wrong, a reason string.  The httpd
  * glue (mod_certauthz.c) and the certauthz tool turn those into log lines or

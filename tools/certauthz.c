@@ -113,13 +113,15 @@ static int print_match(void *baton, const certauthz_rule_t *rule)
 {
     explain_baton_t *b = baton;
     const certauthz_dn_t *iss = certauthz_rule_issuer(rule);
-    printf("  %s:%u  %s%s%s%s\n", certauthz_rule_file(rule),
+
+    printf("  %s:%u  %s%s", certauthz_rule_file(rule),
            certauthz_rule_line(rule),
            certauthz_rule_is_deny(rule) ? "deny " : "",
-           certauthz_selector_text(certauthz_rule_selector(rule), b->p),
-           iss ? "  [issuer " : "", iss ? certauthz_dn_text(iss) : "");
+           certauthz_selector_text(certauthz_rule_selector(rule), b->p));
     if (iss)
-        printf("]\n");
+        printf("  [issuer \"%s\"]",
+               certauthz_log_escape(certauthz_dn_text(iss), b->p));
+    printf("\n");
     b->n++;
     return 0;
 }
