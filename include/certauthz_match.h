@@ -55,8 +55,9 @@ apr_status_t certauthz_selector_make(certauthz_selector_t *sel,
                                      apr_size_t len, const char **reason,
                                      apr_pool_t *p);
 
-/* Captures of a regex match: text of $0..$9 (NULL when a group did not
- * take part).  Pointers into the fact's text plus lengths. */
+/* Captures of a regex match: n = the pattern's groups + 1 (at most 10);
+ * s[i], len[i] = text of $i, a pointer into the fact's text (NULL when
+ * group i did not take part in the match). */
 #define CERTAUTHZ_MAX_CAPTURES 10
 typedef struct {
     int n;
@@ -64,14 +65,17 @@ typedef struct {
     apr_size_t len[CERTAUTHZ_MAX_CAPTURES];
 } certauthz_captures_t;
 
-/* Non-zero when the selector matches one value of the facts.  For regexes,
+/* 1 when the selector matches one value of the facts, 0 when none does,
+ * -1 when a regex gave up on a value (match limits) and none matched:
+ * callers treat -1 as a match for deny rules and as no match otherwise.
+ * For regexes,
  * caps (if not NULL) receives the captures of the first value (in
  * certificate order) that matched. */
 int certauthz_selector_match(const certauthz_selector_t *sel,
                              const certauthz_facts_t *facts,
                              certauthz_captures_t *caps);
 
-/* Non-zero when the selector matches this one value. */
+/* The same for one value: 1, 0, or -1 (regex gave up). */
 int certauthz_selector_match_value(const certauthz_selector_t *sel,
                                    const certauthz_value_t *v,
                                    certauthz_captures_t *caps);

@@ -33,9 +33,15 @@ const char *certauthz_hex_normalize(const char *s, apr_size_t len,
                                     apr_pool_t *p);
 
 /* Normalise a serial number: hex digits, optional ':' separators, case
- * insensitive; returns upper case without leading zeros ("0" for zero). */
+ * insensitive, an optional leading '-' (negative serials); returns upper
+ * case without leading zeros ("0" for zero). */
 const char *certauthz_serial_normalize(const char *s, apr_size_t len,
                                        const char **reason, apr_pool_t *p);
+
+/* Normalise a serial glob pattern the same way: ':' dropped, hex upper
+ * case, leading zeros removed; only hex digits and '*' allowed. */
+const char *certauthz_serial_glob_normalize(const char *s, apr_size_t len,
+                                            const char **reason, apr_pool_t *p);
 
 /* Standard base64 (with padding) of len bytes. */
 char *certauthz_base64(const unsigned char *bytes, apr_size_t len,

@@ -415,6 +415,10 @@ apr_status_t certauthz_dn_parse(certauthz_dn_t **pdn, const char *text,
             skip_spaces(&ps);
             if (!parse_type(&ps, a) || !parse_value(&ps, a))
                 return CERTAUTHZ_EBADINPUT;
+            if (ps.s < ps.end && *ps.s != ',' && *ps.s != '+') {
+                *reason = "unexpected character after a '#' value in DN";
+                return CERTAUTHZ_EBADINPUT;
+            }
             if (ps.s < ps.end && *ps.s == '+') {
                 ps.s++;
                 continue;

@@ -754,8 +754,12 @@ void certauthz_map_each_match(const certauthz_map_t *m,
 
     for (unsigned i = 0; i < m->nrules; i++) {
         const certauthz_rule_t *r = &m->rules[i];
-        if (in_scope(r, scope) && certauthz_selector_match(&r->sel, f, NULL)
-            && fn(baton, r))
+        int m;
+        if (!in_scope(r, scope))
+            continue;
+        /* as in resolve: a regex that gave up matches only for deny rules */
+        m = certauthz_selector_match(&r->sel, f, NULL);
+        if ((m == 1 || (m < 0 && r->deny)) && fn(baton, r))
             return;
     }
 }

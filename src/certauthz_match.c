@@ -121,11 +121,10 @@ apr_status_t certauthz_selector_make(certauthz_selector_t *sel,
         break;
     case CERTAUTHZ_SERIAL:
         if (glob) {
-            char *u = apr_pstrmemdup(p, value, len);
-            for (char *c = u; *c; c++)
-                if (*c >= 'a' && *c <= 'f')
-                    *c = (char)(*c - ('a' - 'A'));
-            v = u;
+            if (!(v = certauthz_serial_glob_normalize(value, len, reason, p))) {
+                *reason = apr_psprintf(p, "bad serial value: %s", *reason);
+                return CERTAUTHZ_EBADINPUT;
+            }
         }
         else if (!(v = certauthz_serial_normalize(value, len, reason, p))) {
             *reason = apr_psprintf(p, "bad serial value: %s", *reason);
@@ -260,12 +259,14 @@ static int regex_match(const certauthz_selector_t *sel, const char *subject,
     rc = pcre2_match(re->code, (PCRE2_SPTR)subject, strlen(subject), 0,
                      PCRE2_NO_UTF_CHECK, md, re->mctx);
     if (rc >= 0 && caps) {
+        /* pcre2 sets the pairs below rc (0: ovector too small, all set) */
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-        uint32_t n = pcre2_get_ovector_count(md);
-        caps->n =
-            (int)(n < CERTAUTHZ_MAX_CAPTURES ? n : CERTAUTHZ_MAX_CAPTURES);
+        int set = rc == 0 ? CERTAUTHZ_MAX_CAPTURES : rc;
+        caps->n = sel->ngroups + 1 < CERTAUTHZ_MAX_CAPTURES
+                      ? sel->ngroups + 1
+                      : CERTAUTHZ_MAX_CAPTURES;
         for (int i = 0; i < caps->n; i++) {
-            if (ov[2 * i] == PCRE2_UNSET) {
+            if (i >= set || ov[2 * i] == PCRE2_UNSET) {
                 caps->s[i] = NULL;
                 caps->len[i] = 0;
             }

@@ -177,11 +177,38 @@ const char *certauthz_hex_normalize(const char *s, apr_size_t len,
 const char *certauthz_serial_normalize(const char *s, apr_size_t len,
                                        const char **reason, apr_pool_t *p)
 {
-    const char *d = hex_strip(s, len, reason, p);
+    int neg = len > 1 && s[0] == '-'; /* RFC 5280 forbids it; CAs did it */
+    const char *d = hex_strip(s + neg, len - (apr_size_t)neg, reason, p);
+
     if (!d)
         return NULL;
     while (d[0] == '0' && d[1] != '\0')
         d++;
+    return neg ? apr_pstrcat(p, "-", d, NULL) : d;
+}
+
+const char *certauthz_serial_glob_normalize(const char *s, apr_size_t len,
+                                            const char **reason, apr_pool_t *p)
+{
+    char *d = apr_palloc(p, len + 1), *o = d;
+    apr_size_t i = 0;
+
+    if (len && s[0] == '-')
+        *o++ = s[i++];
+    for (; i < len; i++) {
+        if (s[i] == ':')
+            continue;
+        if (s[i] != '*' && hexval(s[i]) < 0) {
+            *reason = "not a hex digit or '*'";
+            return NULL;
+        }
+        *o++ = (char)(s[i] >= 'a' && s[i] <= 'f' ? s[i] - ('a' - 'A') : s[i]);
+    }
+    *o = '\0';
+    /* leading zeros never appear in a serial's text */
+    o = d + (d[0] == '-');
+    while (o[0] == '0' && hexval(o[1]) >= 0)
+        memmove(o, o + 1, strlen(o));
     return d;
 }
 
@@ -255,7 +282,7 @@ const char *certauthz_ip_normalize(const char *s, apr_size_t len, apr_pool_t *p)
     unsigned char addr[16];
     char buf[INET6_ADDRSTRLEN + 1];
 
-    if (len == 0 || len >= sizeof(buf))
+    if (len == 0 || len >= sizeof(buf) || memchr(s, '\0', len))
         return NULL;
     memcpy(buf, s, len);
     buf[len] = '\0';
