@@ -776,7 +776,8 @@ static const provider_row_t provider_rows[] = {
     }
 PARSER(0)
 PARSER(1)
-PARSER(2) PARSER(3) PARSER(4) PARSER(5) PARSER(6) PARSER(7) PARSER(8) PARSER(9)
+PARSER(2)
+PARSER(3) PARSER(4) PARSER(5) PARSER(6) PARSER(7) PARSER(8) PARSER(9)
 
     static const authz_provider providers[NPROVIDERS] = {
         {check_require, parse_row_0}, {check_require, parse_row_1},
@@ -818,58 +819,58 @@ static const char *authn_user(request_rec *r, const dir_conf_t *d,
     return v->n ? v->v[0].text : NULL;
 }
 
-/* access_checker, after mod_ssl's (which may renegotiate): set the user
- * early, so that mod_authz_core decides in its user-less pass (403).
- * Under AuthType Certificate this module alone authenticates: a user set
- * before us (mod_ssl's SSLUserName or FakeBasicAuth) is replaced, or
- * removed when the certificate gives no identity, so it can never bypass
- * the map's deny rules. */
-static int authn_early(request_rec *r)
+/* Under AuthType Certificate this module alone authenticates: make r->user
+ * the certificate's user, replacing (or removing, when the certificate
+ * gives none) a user another module set first -- mod_ssl's SSLUserName or
+ * FakeBasicAuth -- so that nothing can get round the map's deny rules.
+ * Returns the user or NULL. */
+static const char *apply_authn(request_rec *r, const dir_conf_t *d,
+                               const req_state_t *st)
 {
-    const dir_conf_t *d;
-    const req_state_t *st;
-    const char *user;
+    const char *user = authn_user(r, d, st);
 
-    if (!is_our_auth_type(r))
-        return DECLINED;
-    d = DIR_CONF(r);
-    st = decide(r, d);
-    user = authn_user(r, d, st);
     if (r->user && (!user || strcmp(r->user, user)))
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                       "CERTAUTHZ0021: AuthType Certificate replaces user "
                       "'%s' set by another module",
                       certauthz_log_escape(r->user, r->pool));
-    r->user = NULL;
-    if (user) {
-        r->user = apr_pstrdup(r->pool, user);
+    r->user = user ? apr_pstrdup(r->pool, user) : NULL;
+    if (user)
         r->ap_auth_type = AUTH_TYPE;
-        audit(r, d, st, "AuthType Certificate", 1,
-              st->id.outcome == CERTAUTHZ_MAPPED ? "mapped"
-                                                 : "unmapped-fallback");
-    }
-    return DECLINED;
+    return user;
 }
 
-/* check_user_id: reached when authorization needs a user that the early
- * step could not give. */
-static int authn_check(request_rec *r)
+/* access_checker, after mod_ssl's (which may renegotiate): set the user
+ * early, so that mod_authz_core decides in its user-less pass (403). */
+static int authn_early(request_rec *r)
 {
     const dir_conf_t *d;
     const req_state_t *st;
-    const char *user;
 
     if (!is_our_auth_type(r))
         return DECLINED;
     d = DIR_CONF(r);
     st = decide(r, d);
-    if ((user = authn_user(r, d, st))) {
-        /* another check_user_id hook (mod_ssl's) may have set its own */
-        r->user = apr_pstrdup(r->pool, user);
-        r->ap_auth_type = AUTH_TYPE;
+    if (apply_authn(r, d, st))
+        audit(r, d, st, "AuthType Certificate", 1,
+              st->id.outcome == CERTAUTHZ_MAPPED ? "mapped"
+                                                 : "unmapped-fallback");
+    return DECLINED;
+}
+
+/* check_user_id: reached when authorization needs a user that the early
+ * step could not give (or that another check_user_id hook overwrote). */
+static int authn_check(request_rec *r)
+{
+    const dir_conf_t *d;
+    const req_state_t *st;
+
+    if (!is_our_auth_type(r))
+        return DECLINED;
+    d = DIR_CONF(r);
+    st = decide(r, d);
+    if (apply_authn(r, d, st))
         return OK;
-    }
-    r->user = NULL;
     audit(r, d, st, "AuthType Certificate", 0, refusal_reason(st));
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   "CERTAUTHZ0020: AuthType Certificate: no identity (%s): 403",

@@ -21,6 +21,9 @@ void certauthz_ascii_lower(char *s, apr_size_t len);
 char *certauthz_pstrndup_fold(const char *s, apr_size_t len, int fold,
                               apr_pool_t *p);
 
+/* Value of one hex digit, or -1. */
+int certauthz_hexval(char c);
+
 /* Upper-case hex of len bytes, no separators. */
 char *certauthz_hex_upper(const unsigned char *bytes, apr_size_t len,
                           apr_pool_t *p);

@@ -293,17 +293,6 @@ static int parse_type(parser_t *ps, ava_t *a)
     return 1;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* '#' followed by the hex of a BER-encoded string */
 static int parse_hex_value(parser_t *ps, ava_t *a)
 {
@@ -313,15 +302,15 @@ static int parse_hex_value(parser_t *ps, ava_t *a)
     const unsigned char *q;
     ASN1_TYPE *t;
 
-    while (ps->s < ps->end && hexval(*ps->s) >= 0)
+    while (ps->s < ps->end && certauthz_hexval(*ps->s) >= 0)
         ps->s++;
     n = (apr_size_t)(ps->s - start);
     if (n == 0 || (n & 1))
         return fail(ps, "bad '#' hex value in DN");
     der = apr_palloc(ps->p, n / 2);
     for (i = 0; i < n / 2; i++)
-        der[i] = (unsigned char)(hexval(start[2 * i]) * 16
-                                 + hexval(start[2 * i + 1]));
+        der[i] = (unsigned char)(certauthz_hexval(start[2 * i]) * 16
+                                 + certauthz_hexval(start[2 * i + 1]));
     q = der;
     t = d2i_ASN1_TYPE(NULL, &q, (long)(n / 2));
     if (!t || q != der + n / 2) {
@@ -362,9 +351,10 @@ static int parse_value(parser_t *ps, ava_t *a)
         if (c == '\\') {
             if (ps->s >= ps->end)
                 return fail(ps, "DN ends inside an escape");
-            if (ps->s + 1 < ps->end && hexval(ps->s[0]) >= 0
-                && hexval(ps->s[1]) >= 0) {
-                *o++ = (char)(hexval(ps->s[0]) * 16 + hexval(ps->s[1]));
+            if (ps->s + 1 < ps->end && certauthz_hexval(ps->s[0]) >= 0
+                && certauthz_hexval(ps->s[1]) >= 0) {
+                *o++ = (char)(certauthz_hexval(ps->s[0]) * 16
+                              + certauthz_hexval(ps->s[1]));
                 ps->s += 2;
             }
             else if (strchr("\"+,;<>\\ #=", *ps->s)) {

@@ -120,6 +120,25 @@ static void add_error(parse_t *ps, const char *reason)
     e->reason = apr_pstrdup(ps->errs->pool, reason);
 }
 
+/* Copy the quoted string that starts at line[*i] (a '"') to *o, undoing
+ * \" and \\ (any other backslash is kept).  Leaves *i after the closing
+ * quote; 0 when the line ends first. */
+static int unquote(const char *line, apr_size_t len, apr_size_t *i, char **o)
+{
+    apr_size_t k;
+
+    for (k = *i + 1; k < len && line[k] != '"'; k++) {
+        if (line[k] == '\\' && k + 1 < len
+            && (line[k + 1] == '"' || line[k + 1] == '\\'))
+            k++;
+        *(*o)++ = line[k];
+    }
+    if (k >= len)
+        return 0;
+    *i = k + 1;
+    return 1;
+}
+
 /* Split a line into fields.  Quotes may start anywhere in a field and
  * take \" and \\ escapes (any other backslash is kept as is); an unquoted
  * '#' starts a comment.  Returns the field count, or -1 with an error. */
@@ -147,19 +166,10 @@ static int split_fields(parse_t *ps, const char *line, apr_size_t len,
                 *o++ = line[i++];
                 continue;
             }
-            for (i++;; i++) {
-                if (i >= len) {
-                    add_error(ps, "unterminated quote");
-                    return -1;
-                }
-                if (line[i] == '"')
-                    break;
-                if (line[i] == '\\' && i + 1 < len
-                    && (line[i + 1] == '"' || line[i + 1] == '\\'))
-                    i++;
-                *o++ = line[i];
+            if (!unquote(line, len, &i, &o)) {
+                add_error(ps, "unterminated quote");
+                return -1;
             }
-            i++;
         }
         f[n].len = (apr_size_t)(o - f[n].s);
         *o++ = '\0';
@@ -291,19 +301,10 @@ static void parse_section(parse_t *ps, const char *line, apr_size_t len)
         SKIP_WS();
         if (i >= len || line[i] != '"')
             goto bad;
-        for (i++;; i++) {
-            if (i >= len) {
-                add_error(ps, "unterminated quote in section header");
-                return;
-            }
-            if (line[i] == '"')
-                break;
-            if (line[i] == '\\' && i + 1 < len
-                && (line[i + 1] == '"' || line[i + 1] == '\\'))
-                i++;
-            *o++ = line[i];
+        if (!unquote(line, len, &i, &o)) {
+            add_error(ps, "unterminated quote in section header");
+            return;
         }
-        i++;
         SKIP_WS();
         if (i >= len || line[i] != ']')
             goto bad;

@@ -115,7 +115,7 @@ char *certauthz_hex_upper(const unsigned char *bytes, apr_size_t len,
     return d;
 }
 
-static int hexval(char c)
+int certauthz_hexval(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -142,7 +142,7 @@ static char *hex_strip(const char *s, apr_size_t len, const char **reason,
             }
             continue;
         }
-        if (hexval(s[i]) < 0) {
+        if (certauthz_hexval(s[i]) < 0) {
             *reason = "not a hex digit";
             return NULL;
         }
@@ -198,7 +198,7 @@ const char *certauthz_serial_glob_normalize(const char *s, apr_size_t len,
     for (; i < len; i++) {
         if (s[i] == ':')
             continue;
-        if (s[i] != '*' && hexval(s[i]) < 0) {
+        if (s[i] != '*' && certauthz_hexval(s[i]) < 0) {
             *reason = "not a hex digit or '*'";
             return NULL;
         }
@@ -207,7 +207,7 @@ const char *certauthz_serial_glob_normalize(const char *s, apr_size_t len,
     *o = '\0';
     /* leading zeros never appear in a serial's text */
     o = d + (d[0] == '-');
-    while (o[0] == '0' && hexval(o[1]) >= 0)
+    while (o[0] == '0' && certauthz_hexval(o[1]) >= 0)
         memmove(o, o + 1, strlen(o));
     return d;
 }
