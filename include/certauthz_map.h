@@ -19,6 +19,8 @@
 #ifndef CERTAUTHZ_MAP_H
 #define CERTAUTHZ_MAP_H
 
+#include <apr_tables.h>
+
 #include "certauthz.h"
 #include "certauthz_facts.h"
 #include "certauthz_match.h"
