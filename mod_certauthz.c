@@ -816,7 +816,8 @@ static const char *authn_user(request_rec *r, const dir_conf_t *d,
     if (d->unmapped <= UNMAPPED_DENY)
         return NULL;
     v = &st->facts->of[fallback[d->unmapped]];
-    return v->n ? v->v[0].text : NULL;
+    /* an empty value (the DN of an empty subject) is no user */
+    return v->n && *v->v[0].text ? v->v[0].text : NULL;
 }
 
 /* Under AuthType Certificate this module alone authenticates: make r->user

@@ -241,6 +241,27 @@ def make_pki(d):
         "nulcn": (root, "/O=Example/CN=bob\\x00evil", []),
         "nulsan": (root, "/O=Example/CN=nulsan",
                    ["--san", "email:alice@example.com\\x00.evil.com"]),
+        # hostile fields a CA can issue (test_hostile_certs.py)
+        "bmpbob": (root, "/O=Example/CN#bmp=bob", []),
+        "t61cafe": (root, "/O=Example/CN#t61=caf\\xe9", []),
+        "sans1000": (root, "/O=Example/CN=sans1000",
+                     ["--san-count", "1000:h%d.example.net",
+                      "--san", "email:alice@example.com"]),
+        "emptysubj": (root, "", ["--san", "email:alice@example.com"]),
+        "emptysubj2": (root, "", ["--san", "dns:nobody.example.net"]),
+        "upnia5": (root, "/O=Example/CN=upnia5",
+                   ["--san", "upn-ia5:carol@corp.example.com"]),
+        "stardns": (root, "/O=Example/CN=stardns",
+                    ["--san", "dns:*.build.example.com"]),
+        "nuldns": (root, "/O=Example/CN=nuldns",
+                   ["--san", "dns:x.build.example.com\\x00.evil"]),
+        "nuluri": (root, "/O=Example/CN=nuluri",
+                   ["--san", "uri:spiffe://example.org/ns/prod/sa/api\\x00x"]),
+        "nulupn": (root, "/O=Example/CN=nulupn",
+                   ["--san", "upn:carol@corp.example.com\\x00x"]),
+        "mvbob": (root, "/O=Example/OU=Eng+CN=bob", []),
+        "casealice": (root, "/O=Example/CN=Alice",
+                      ["--san", "email:ALICE@EXAMPLE.COM"]),
     }
     for name, (issuer, subject, extra) in leaves.items():
         mk(name, "--issuer", issuer, "--subject", subject, *extra)
