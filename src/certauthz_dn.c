@@ -152,14 +152,15 @@ static certauthz_dn_t *dn_finish(certauthz_dn_t *dn, apr_pool_t *p)
 
 static void set_type(ava_t *a, const ASN1_OBJECT *obj, apr_pool_t *p)
 {
-    char buf[128];
     int nid = OBJ_obj2nid(obj);
-    int len = OBJ_obj2txt(buf, sizeof(buf), obj, 1);
+    int len = OBJ_obj2txt(NULL, 0, obj, 1);
+    char *buf;
 
-    if (len <= 0 || (size_t)len >= sizeof(buf))
-        a->oid = "0.0"; /* absurdly long OID: one bucket, never printed */
-    else
-        a->oid = apr_pstrdup(p, buf);
+    /* the whole dotted OID, however long: a cut one could alias another */
+    buf = apr_palloc(p, len > 0 ? (apr_size_t)len + 1 : 1);
+    if (len <= 0 || OBJ_obj2txt(buf, len + 1, obj, 1) != len)
+        buf[0] = '\0'; /* no OID text: never equal to a parsed type */
+    a->oid = buf;
     a->name = nid != NID_undef ? OBJ_nid2sn(nid) : a->oid;
 }
 
@@ -242,10 +243,42 @@ static int fail(parser_t *ps, const char *why)
     return 0;
 }
 
+/* RFC 4512 numericoid: number *("." number), number = "0" / [1-9]DIGIT* */
+static int numericoid_ok(const char *s, apr_size_t n)
+{
+    apr_size_t i = 0, arcs = 0;
+
+    while (i < n) {
+        apr_size_t start = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == start || (s[start] == '0' && i - start > 1))
+            return 0;
+        arcs++;
+        if (i < n && (s[i] != '.' || ++i == n))
+            return 0;
+    }
+    return arcs >= 2;
+}
+
+/* RFC 4512 descr: ALPHA *(ALPHA / DIGIT / "-") */
+static int descr_ok(const char *s, apr_size_t n)
+{
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+        return 0;
+    for (apr_size_t i = 1; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')
+              || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+#define MAX_TYPE_LEN 1024
+
 static int parse_type(parser_t *ps, ava_t *a)
 {
     const char *start = ps->s;
-    char name[64];
+    char *name;
     ASN1_OBJECT *obj = NULL;
     apr_size_t n;
 
@@ -254,20 +287,16 @@ static int parse_type(parser_t *ps, ava_t *a)
     n = (apr_size_t)(ps->s - start);
     if (n == 0)
         return fail(ps, "missing attribute type in DN");
-    if (n >= sizeof(name))
+    if (n > MAX_TYPE_LEN)
         return fail(ps, "attribute type too long in DN");
-    memcpy(name, start, n);
-    name[n] = '\0';
+    name = apr_pstrmemdup(ps->p, start, n);
     if (name[0] >= '0' && name[0] <= '9') {
-        for (apr_size_t i = 0; i < n; i++) {
-            if (!((name[i] >= '0' && name[i] <= '9') || name[i] == '.'))
-                return fail(ps, "bad numeric OID in DN");
-        }
+        if (!numericoid_ok(name, n))
+            return fail(ps, "bad numeric OID in DN");
         obj = OBJ_txt2obj(name, 1);
     }
-    else {
-        char lower[64];
-        memcpy(lower, name, n + 1);
+    else if (descr_ok(name, n)) {
+        char *lower = apr_pstrmemdup(ps->p, name, n);
         certauthz_ascii_lower(lower, n);
         for (int i = 0; attr_names[i].name; i++) {
             if (!strcmp(attr_names[i].name, lower)) {

@@ -411,7 +411,9 @@ static void parse_rule(parse_t *ps, const field_t *f, int n)
                 ps, apr_psprintf(ps->scratch,
                                  "duplicate selector %s "
                                  "(first at line %u)",
-                                 certauthz_selector_text(&r->sel, ps->scratch),
+                                 certauthz_log_escape(certauthz_selector_text(
+                                                          &r->sel, ps->scratch),
+                                                      ps->scratch),
                                  m->rules[prev].line));
             return;
         }
@@ -465,6 +467,14 @@ static void parse_line(parse_t *ps, const char *line, apr_size_t len)
     n = split_fields(ps, line, len, f);
     if (n > 0)
         parse_rule(ps, f, n);
+}
+
+/* The rule indices collected in a scratch array, copied to the map. */
+static uint32_t *index_copy(const apr_array_header_t *a, apr_pool_t *p)
+{
+    uint32_t *d = apr_palloc(p, sizeof(uint32_t) * ((apr_size_t)a->nelts + 1));
+    memcpy(d, a->elts, sizeof(uint32_t) * (apr_size_t)a->nelts);
+    return d;
 }
 
 apr_status_t certauthz_map_parse(certauthz_map_t **pmap, const char *name,
@@ -528,13 +538,9 @@ apr_status_t certauthz_map_parse(certauthz_map_t **pmap, const char *name,
         apr_pool_destroy(ps.scratch);
         return CERTAUTHZ_EBADINPUT;
     }
-    m->allow_pat =
-        apr_pmemdup(p, ps.allow_pat->elts,
-                    sizeof(uint32_t) * (apr_size_t)ps.allow_pat->nelts + 1);
+    m->allow_pat = index_copy(ps.allow_pat, p);
     m->nallow_pat = (unsigned)ps.allow_pat->nelts;
-    m->deny_pat =
-        apr_pmemdup(p, ps.deny_pat->elts,
-                    sizeof(uint32_t) * (apr_size_t)ps.deny_pat->nelts + 1);
+    m->deny_pat = index_copy(ps.deny_pat, p);
     m->ndeny_pat = (unsigned)ps.deny_pat->nelts;
     m->issuer_dn = (const certauthz_dn_t **)ps.issuer_dns->elts;
     m->stats.sections = (unsigned)ps.issuer_dns->nelts - 1;

@@ -83,7 +83,7 @@ apr_status_t certauthz_selector_make(certauthz_selector_t *sel,
     memset(sel, 0, sizeof(*sel));
     sel->type = (unsigned char)type;
     sel->kind = CERTAUTHZ_SEL_EXACT;
-    if (len == 0) {
+    if (len == 0 && type != CERTAUTHZ_DN) { /* dn:"" is the empty subject */
         *reason = apr_psprintf(p, "empty %s value", certauthz_type_name(type));
         return CERTAUTHZ_EBADINPUT;
     }

@@ -239,7 +239,7 @@ static const struct {
 static int encode_atv(const char *opt, const char *attr, size_t alen,
                       buf *val, buf *out, char *err, size_t errlen)
 {
-    char name[128], *hash;
+    char name[512], *hash;
     int tag = V_ASN1_UTF8STRING, rc = -1, len;
     size_t i;
     ASN1_OBJECT *obj = NULL;

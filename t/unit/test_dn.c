@@ -155,6 +155,38 @@ static void test_count(void)
     }
 }
 
+/* Types with bytes a C string would cut: "CN\0junk" must not read as CN. */
+static void test_nul_in_type(void)
+{
+    static const char text[] = "CN\0junk=alice";
+    certauthz_dn_t *dn = NULL;
+    const char *reason = NULL;
+    apr_status_t rv = certauthz_dn_parse(&dn, text, sizeof(text) - 1, &reason,
+                                         pool);
+    ok(rv != APR_SUCCESS && !dn, "NUL inside an attribute type is an error");
+}
+
+static void test_long_oids(void)
+{
+    /* two OIDs longer than any fixed buffer, differing in the last arc:
+     * they must stay two types (no truncation, no shared fallback) */
+    char a[400], b[400];
+    certauthz_dn_t *da, *db;
+    const char *reason;
+    int n = snprintf(a, sizeof(a), "1.2");
+    for (int i = 0; i < 60; i++)
+        n += snprintf(a + n, sizeof(a) - (size_t)n, ".%d", 1000 + i);
+    memcpy(b, a, (size_t)n + 1);
+    strcat(a, ".1=x");
+    strcat(b, ".2=x");
+    ok(certauthz_dn_parse(&da, a, strlen(a), &reason, pool) == APR_SUCCESS
+           && certauthz_dn_parse(&db, b, strlen(b), &reason, pool)
+                  == APR_SUCCESS,
+       "OIDs of %d characters parse", n + 2);
+    ok(da && db && !certauthz_dn_equal(da, db),
+       "long OIDs that differ only at the end are different types");
+}
+
 static void test_errors(void)
 {
     static const struct {
@@ -171,6 +203,16 @@ static void test_errors(void)
         {"foo=bar", "unknown attribute type"},
         {"CN=a,nosuchattr=b", "unknown attribute type in 2nd RDN"},
         {"1.2.x=a", "bad numeric OID"},
+        /* types that OpenSSL would read as another type: aliases */
+        {"2.5.4..3=a", "OID with an empty arc"},
+        {"2.5.4.3.=a", "OID with a trailing dot"},
+        {".2.5.4.3=a", "OID with a leading dot"},
+        {"2.5.04.3=a", "OID arc with a leading zero"},
+        {"2=a", "OID with one arc"},
+        {"1.2.........................................................9=a",
+         "OID of many empty arcs"},
+        {"CN_x=a", "'_' in a type name"},
+        {"-CN=a", "type name starting with '-'"},
         {"CN", "missing '='"},
         {"CN a", "missing '=' after type and space"},
         {"=a", "missing attribute type"},
@@ -417,6 +459,8 @@ int main(void)
     test_equality();
     test_count();
     test_errors();
+    test_nul_in_type();
+    test_long_oids();
     test_text();
     test_from_x509();
 

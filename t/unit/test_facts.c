@@ -423,6 +423,31 @@ static void test_hostile_sans(void)
        "glob dns:*.example.com matches SAN www.example.com");
 }
 
+/* Attribute types with OIDs longer than any fixed buffer: two that differ
+ * only in the last arc must give different DN facts (no aliasing). */
+static void test_long_oid_types(void)
+{
+    char oid[400], opts[2][600];
+    int n = snprintf(oid, sizeof(oid), "1.2");
+    certauthz_facts_t *a, *b;
+
+    for (int i = 0; i < 40; i++)
+        n += snprintf(oid + n, sizeof(oid) - (size_t)n, ".%d", 100000 + i);
+    snprintf(opts[0], sizeof(opts[0]), "--subject /CN=x/%s.1=v", oid);
+    snprintf(opts[1], sizeof(opts[1]), "--subject /CN=x/%s.2=v", oid);
+    a = facts(opts[0]);
+    b = facts(opts[1]);
+    ok(a->of[CERTAUTHZ_DN].n == 1 && b->of[CERTAUTHZ_DN].n == 1,
+       "long-OID subjects have a dn fact (OID of %d characters)", n + 2);
+    ok(a->of[CERTAUTHZ_DN].n == 1 && b->of[CERTAUTHZ_DN].n == 1
+           && !certauthz_dn_equal(a->subject, b->subject),
+       "  ... and the two are different DNs");
+    ok(a->of[CERTAUTHZ_DN].n == 1
+           && strstr(a->of[CERTAUTHZ_DN].v[0].text, ".100039.1=v"),
+       "  ... printed with the whole OID: %s",
+       a->of[CERTAUTHZ_DN].n ? a->of[CERTAUTHZ_DN].v[0].text : "-");
+}
+
 static void test_serials(void)
 {
     static const struct {
@@ -537,6 +562,7 @@ int main(void)
     test_rich();
     test_hostile_names();
     test_hostile_sans();
+    test_long_oid_types();
     test_serials();
     test_read();
 

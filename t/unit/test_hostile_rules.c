@@ -171,6 +171,10 @@ static void test_globs(void)
 static void test_smuggling(void)
 {
     static const row_t t[] = {
+        {"dn:\"\" nobody\n", "--subject '' --san dns:a.example", "nobody/",
+         "dn:\"\" is the empty subject"},
+        {"dn:\"\" nobody\n", "--subject /CN=a", "-",
+         "... and nothing else"},
         {"cn:\"a email:b\" u\n", "--subject /CN=x --san email:b", "-",
          "a quoted space does not start a second selector"},
         {"cn:\"a email:b\" u\n", "--subject '/CN=a email:b'", "u/",

@@ -87,7 +87,6 @@ static void test_parse_errors(void)
         {"cn~\xFF", "UTF-8"},
         {"cn:", "empty"},
         {"email:", "empty"},
-        {"dn:", "empty"},
         {"sha256:", "empty"},
         {"cn:\xFF", "UTF-8"},
         {"cn:a\xC3", "UTF-8"},
