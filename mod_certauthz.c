@@ -201,13 +201,17 @@ static const char *registry_get(const map_entry_t **out, const char *path,
     e = apr_hash_get(registry->by_path, path, APR_HASH_KEY_STRING);
     if (!e) {
         apr_pool_t *mp;
-        certauthz_map_t *map;
-        apr_array_header_t *errs;
+        certauthz_map_t *map = NULL;
+        apr_array_header_t *errs = NULL;
 
         apr_pool_create(&mp, registry->pool);
         apr_pool_tag(mp, "certauthz_map");
-        if (certauthz_map_load(&map, path, &errs, mp) != APR_SUCCESS) {
-            err = format_errors(errpool, errs, registry->lock == NULL);
+        apr_status_t rv = certauthz_map_load(&map, path, &errs, mp);
+        if (rv != APR_SUCCESS || !map) {
+            err = errs && errs->nelts
+                      ? format_errors(errpool, errs, registry->lock == NULL)
+                      : apr_psprintf(errpool, "%s: cannot be loaded (%pm)",
+                                     path, &rv);
             apr_pool_destroy(mp);
         }
         else {
@@ -321,13 +325,23 @@ static const command_rec certauthz_cmds[] = {
  * pre_handshake hook, which hands us the connection's SSL.  It holds a
  * reference to the peer certificate its facts were computed from, so a
  * pointer comparison with SSL_get0_peer_certificate() detects any change
- * (renegotiation, TLS 1.3 post-handshake auth) without ABA risk.  HTTP/2
- * streams of one connection run on several threads: every access is under
- * the mutex.  A change of certificate replaces the facts pool: that only
- * happens between requests (HTTP/1 runs one request at a time, HTTP/2
- * never renegotiates), so no request still holds the old facts.
+ * (renegotiation, TLS 1.3 post-handshake auth) without ABA risk.
+ *
+ * Threads: HTTP/2 streams of one connection run on several worker threads
+ * while the connection's own thread does TLS I/O with c->pool.  So the
+ * cache never allocates from c->pool after the handshake: facts live in a
+ * pool of their own (own allocator, unmanaged), and every access is under
+ * the mutex.
+ *
+ * Lifetime: a request may hold facts and identities (request notes, the
+ * environment) while a subrequest renegotiates and changes the
+ * certificate.  So a replaced facts pool is retired, not destroyed: retired
+ * pools live until the connection closes.  After MAX_RETIRED changes on one
+ * connection the cache stops following: requests then compute facts in
+ * their own pool.
  */
 #define CACHE_IDS 4
+#define MAX_RETIRED 8
 
 typedef struct {
     apr_uint32_t gen; /* map_entry_t.gen; 0 = empty */
@@ -338,19 +352,45 @@ typedef struct {
     SSL *ssl;
     apr_thread_mutex_t *lock;
     X509 *cert;        /* referenced; NULL before first use */
+    int cert_ok;       /* 0: a resumed session failed re-verification */
     apr_pool_t *fpool; /* facts and identities of cert */
     certauthz_facts_t *facts;
     cached_id_t ids[CACHE_IDS];
-    int next_id;
+    int nretired;
+    apr_pool_t *retired[MAX_RETIRED];
 } conn_cache_t;
 
 static apr_status_t conn_cache_cleanup(void *data)
 {
     conn_cache_t *cc = data;
+
     if (cc->cert)
         X509_free(cc->cert);
     cc->cert = NULL;
+    if (cc->fpool)
+        apr_pool_destroy(cc->fpool);
+    cc->fpool = NULL;
+    while (cc->nretired)
+        apr_pool_destroy(cc->retired[--cc->nretired]);
     return APR_SUCCESS;
+}
+
+/* A pool with an allocator of its own: safe to create and use from any one
+ * thread at a time, independent of the connection's pool. */
+static apr_pool_t *own_pool(void)
+{
+    apr_allocator_t *alloc;
+    apr_pool_t *p;
+
+    if (apr_allocator_create(&alloc) != APR_SUCCESS)
+        return NULL;
+    if (apr_pool_create_unmanaged_ex(&p, NULL, alloc) != APR_SUCCESS) {
+        apr_allocator_destroy(alloc);
+        return NULL;
+    }
+    apr_allocator_owner_set(alloc, p);
+    apr_pool_tag(p, "certauthz_facts");
+    return p;
 }
 
 static int pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
@@ -411,54 +451,97 @@ static conn_rec *tls_conn(conn_rec *c)
     return c;
 }
 
-/* Facts of the connection's verified certificate, through the cache. */
+/* A resumed session carries the certificate it was verified with, perhaps
+ * by another virtual host (vhosts sharing a session id context) or before a
+ * CRL listed it.  Verify it again against the trust store, depth and
+ * revocation settings of the SSL_CTX now serving the connection.  Without
+ * the chain (session caches do not keep it) the issuing CAs must be in that
+ * store; otherwise this fails, closed. */
+static int reverify_resumed(conn_rec *c, SSL *ssl, X509 *x)
+{
+    X509_STORE *store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl));
+    X509_STORE_CTX *vctx = X509_STORE_CTX_new();
+    int ok = 0;
+
+    if (vctx && store
+        && X509_STORE_CTX_init(vctx, store, x, SSL_get_peer_cert_chain(ssl))) {
+        X509_STORE_CTX_set_default(vctx, "ssl_client");
+        if (SSL_get_verify_depth(ssl) >= 0)
+            X509_VERIFY_PARAM_set_depth(X509_STORE_CTX_get0_param(vctx),
+                                        SSL_get_verify_depth(ssl));
+        ok = X509_verify_cert(vctx) == 1;
+        if (!ok)
+            ap_log_cerror(
+                APLOG_MARK, APLOG_INFO, 0, c,
+                "CERTAUTHZ0004: resumed TLS session: its client "
+                "certificate does not verify here (%s): no identity",
+                X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
+    }
+    X509_STORE_CTX_free(vctx);
+    return ok;
+}
+
+/* Facts of the connection's verified certificate, through the cache.
+ * *id is filled (and *have_id set) when the identity for map was cached.
+ * Returns NULL when the certificate cannot be used; *unverified is set when
+ * that is because a resumed session failed re-verification. */
 static const certauthz_facts_t *cached_facts(request_rec *r, conn_cache_t *cc,
                                              const map_entry_t *map,
                                              certauthz_identity_t *id,
-                                             int *have_id)
+                                             int *have_id, int *unverified)
 {
     const certauthz_facts_t *facts = NULL;
     X509 *x;
 
     apr_thread_mutex_lock(cc->lock);
     x = peer_cert(cc->ssl);
-    if (x && x != cc->cert) {
-        if (cc->fpool)
-            apr_pool_destroy(cc->fpool);
-        if (cc->cert)
-            X509_free(cc->cert);
-        cc->cert = NULL;
-        cc->facts = NULL;
-        memset(cc->ids, 0, sizeof(cc->ids));
-        apr_pool_create(&cc->fpool, tls_conn(r->connection)->pool);
-        if (certauthz_facts_from_x509(&cc->facts, x, cc->fpool)
-            == APR_SUCCESS) {
+    if (x && x != cc->cert && cc->nretired < MAX_RETIRED) {
+        apr_pool_t *np = own_pool();
+        certauthz_facts_t *nf = NULL;
+        if (np && certauthz_facts_from_x509(&nf, x, np) == APR_SUCCESS) {
+            if (cc->fpool)
+                cc->retired[cc->nretired++] = cc->fpool;
+            if (cc->cert)
+                X509_free(cc->cert);
             X509_up_ref(x);
             cc->cert = x;
+            cc->cert_ok = !SSL_session_reused(cc->ssl)
+                          || reverify_resumed(r->connection, cc->ssl, x);
+            cc->fpool = np;
+            cc->facts = nf;
+            memset(cc->ids, 0, sizeof(cc->ids));
         }
-        else {
-            cc->facts = NULL;
+        else if (np) {
+            apr_pool_destroy(np);
         }
     }
-    if (x && x == cc->cert) {
+    if (x && x == cc->cert && !cc->cert_ok) {
+        *unverified = 1;
+    }
+    else if (x && x == cc->cert) {
         facts = cc->facts;
-        if (map) {
-            for (int i = 0; i < CACHE_IDS; i++) {
-                if (cc->ids[i].gen == map->gen) {
-                    *id = cc->ids[i].id;
-                    *have_id = 1;
-                    break;
-                }
-            }
-            if (!*have_id) {
-                cached_id_t *slot = &cc->ids[cc->next_id];
-                cc->next_id = (cc->next_id + 1) % CACHE_IDS;
+        for (int i = 0; map && !*have_id && i < CACHE_IDS; i++) {
+            cached_id_t *slot = &cc->ids[i];
+            if (!slot->gen) { /* free slot: resolve once, keep */
                 certauthz_map_resolve(&slot->id, map->map, facts, cc->fpool);
                 slot->gen = map->gen;
+            }
+            if (slot->gen == map->gen) {
                 *id = slot->id;
                 *have_id = 1;
             }
         }
+        /* more maps than slots: the caller resolves in the request pool */
+    }
+    else if (x && cc->nretired >= MAX_RETIRED) {
+        /* the cache stopped following this connection's certificates */
+        certauthz_facts_t *f = NULL;
+        if (certauthz_facts_from_x509(&f, x, r->pool) == APR_SUCCESS
+            && (!SSL_session_reused(cc->ssl)
+                || reverify_resumed(r->connection, cc->ssl, x)))
+            facts = f;
+        else if (f)
+            *unverified = 1;
     }
     apr_thread_mutex_unlock(cc->lock);
     return facts;
@@ -487,7 +570,7 @@ static req_state_t *decide(request_rec *r, const dir_conf_t *d)
         ap_get_module_config(r->request_config, &certauthz_module);
     const map_entry_t *map = d->map;
     conn_cache_t *cc;
-    int have_id = 0;
+    int have_id = 0, unverified = 0;
 
     if (st && st->map == map)
         return st;
@@ -510,9 +593,13 @@ static req_state_t *decide(request_rec *r, const dir_conf_t *d)
     cc = ap_get_module_config(tls_conn(r->connection)->conn_config,
                               &certauthz_module);
     if (cc && cc->lock)
-        st->facts = cached_facts(r, cc, map, &st->id, &have_id);
+        st->facts = cached_facts(r, cc, map, &st->id, &have_id, &unverified);
     else
         st->facts = uncached_facts(r);
+    if (unverified) {
+        st->state = CERT_UNVERIFIED;
+        return st;
+    }
     if (!st->facts) {
         st->state = CERT_ERROR;
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -545,7 +632,7 @@ static const char *refusal_reason(const req_state_t *st)
     case CERTAUTHZ_DENIED:
         return "deny-rule";
     case CERTAUTHZ_UNMAPPED:
-        return st->id.rule ? "bad-substitution" : "unmapped";
+        return st->id.rule ? "unusable-rule" : "unmapped";
     default:
         return "mapped";
     }
@@ -715,7 +802,7 @@ static int evaluate(const require_t *req, const req_state_t *st,
     case CHECK_ISSUER:
         *reason = "issuer-mismatch";
         for (i = 0; i < req->n; i++)
-            if (certauthz_dn_equal(req->dns[i], st->facts->issuer))
+            if (certauthz_dn_same_issuer(req->dns[i], st->facts->issuer))
                 return 1;
         return 0;
     }
@@ -777,7 +864,9 @@ static const provider_row_t provider_rows[] = {
 PARSER(0)
 PARSER(1)
 PARSER(2)
-PARSER(3) PARSER(4) PARSER(5) PARSER(6) PARSER(7) PARSER(8) PARSER(9)
+PARSER(3)
+PARSER(4)
+PARSER(5) PARSER(6) PARSER(7) PARSER(8) PARSER(9)
 
     static const authz_provider providers[NPROVIDERS] = {
         {check_require, parse_row_0}, {check_require, parse_row_1},
@@ -816,8 +905,14 @@ static const char *authn_user(request_rec *r, const dir_conf_t *d,
     if (d->unmapped <= UNMAPPED_DENY)
         return NULL;
     v = &st->facts->of[fallback[d->unmapped]];
-    /* an empty value (the DN of an empty subject) is no user */
-    return v->n && *v->v[0].text ? v->v[0].text : NULL;
+    /* an empty value (the DN of an empty subject) or one with a control
+     * character is no user: the same rule as for names the map gives */
+    if (!v->n || !*v->v[0].text)
+        return NULL;
+    for (const unsigned char *c = (const unsigned char *)v->v[0].text; *c; c++)
+        if (*c < 0x20 || *c == 0x7F)
+            return NULL;
+    return v->v[0].text;
 }
 
 /* Under AuthType Certificate this module alone authenticates: make r->user
@@ -841,18 +936,29 @@ static const char *apply_authn(request_rec *r, const dir_conf_t *d,
     return user;
 }
 
-/* access_checker, after mod_ssl's (which may renegotiate): set the user
- * early, so that mod_authz_core decides in its user-less pass (403). */
-static int authn_early(request_rec *r)
+/* access_checker, after mod_ssl's (which may renegotiate).
+ * 1. A certificate that the map in scope deny-lists is refused here, with
+ *    403, whatever the Require lines say: inside Require not / RequireNone
+ *    a provider's "denied" would otherwise turn into a grant.
+ * 2. Under AuthType Certificate, set the user early, so that mod_authz_core
+ *    decides Require user/group/valid-user in its user-less pass (403). */
+static int access_check(request_rec *r)
 {
-    const dir_conf_t *d;
+    const dir_conf_t *d = DIR_CONF(r);
     const req_state_t *st;
+    int ours = is_our_auth_type(r);
 
-    if (!is_our_auth_type(r))
+    if (!d->map && !ours)
         return DECLINED;
-    d = DIR_CONF(r);
     st = decide(r, d);
-    if (apply_authn(r, d, st))
+    if (d->map && st->state == CERT_OK && st->id.outcome == CERTAUTHZ_DENIED) {
+        audit(r, d, st, "deny list", 0, "deny-rule");
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "CERTAUTHZ0022: certificate deny-listed by %s: 403",
+                      rule_where(r->pool, st->id.rule));
+        return HTTP_FORBIDDEN;
+    }
+    if (ours && apply_authn(r, d, st))
         audit(r, d, st, "AuthType Certificate", 1,
               st->id.outcome == CERTAUTHZ_MAPPED ? "mapped"
                                                  : "unmapped-fallback");
@@ -899,9 +1005,9 @@ static int fixups(request_rec *r)
     st = decide(r, d);
     if (st->state != CERT_OK)
         return DECLINED;
-    apr_table_setn(r->subprocess_env, "CERTAUTHZ_CERT_SHA256", sha256_of(st));
+    apr_table_set(r->subprocess_env, "CERTAUTHZ_CERT_SHA256", sha256_of(st));
     if (st->map && st->id.outcome == CERTAUTHZ_MAPPED) {
-        apr_table_setn(r->subprocess_env, "CERTAUTHZ_USER", st->id.user);
+        apr_table_set(r->subprocess_env, "CERTAUTHZ_USER", st->id.user);
         apr_table_setn(r->subprocess_env, "CERTAUTHZ_GROUPS",
                        certauthz_identity_groups(&st->id, r->pool));
         apr_table_setn(r->subprocess_env, "CERTAUTHZ_RULE",
@@ -970,7 +1076,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ssl, pre_handshake, pre_handshake, NULL, NULL,
                       APR_HOOK_MIDDLE);
-    ap_hook_check_access(authn_early, after_ssl, NULL, APR_HOOK_LAST,
+    ap_hook_check_access(access_check, after_ssl, NULL, APR_HOOK_LAST,
                          AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_check_authn(authn_check, NULL, NULL, APR_HOOK_MIDDLE,
                         AP_AUTH_INTERNAL_PER_CONF);

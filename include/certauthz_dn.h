@@ -47,6 +47,18 @@ apr_status_t certauthz_dn_from_x509(certauthz_dn_t **dn, const X509_NAME *name,
 
 int certauthz_dn_equal(const certauthz_dn_t *a, const certauthz_dn_t *b);
 
+/* Issuer comparison: equal under OpenSSL's name canonicalisation (ASCII
+ * case folded, white space trimmed and collapsed in each value), the rule
+ * OpenSSL uses to find a certificate's issuing CA while it builds the
+ * chain.  Used for [issuer] sections and Require cert-issuer, so that an
+ * issuer field spelt differently from its CA's subject (which verifies all
+ * the same) cannot escape its section.  Subject dn: selectors use the exact
+ * rule of certauthz_dn_equal. */
+int certauthz_dn_same_issuer(const certauthz_dn_t *a, const certauthz_dn_t *b);
+
+/* The key of that comparison (binary). */
+const char *certauthz_dn_issuer_key(const certauthz_dn_t *dn, apr_size_t *len);
+
 /* The canonical comparison key (binary, not NUL-safe for printing). */
 const char *certauthz_dn_key(const certauthz_dn_t *dn, apr_size_t *len);
 

@@ -30,6 +30,8 @@ typedef struct certauthz_rule_t certauthz_rule_t;
 
 /* Longest line accepted, without its line end. */
 #define CERTAUTHZ_MAX_LINE 16384
+/* Most lines a map may have. */
+#define CERTAUTHZ_MAX_LINES 16777216
 /* How many errors one parse collects before it stops. */
 #define CERTAUTHZ_MAX_ERRORS 100
 
@@ -81,7 +83,9 @@ typedef struct {
 /* Resolve facts against map.  p is used only when a regex rule substitutes
  * captures.  A substitution that yields an empty user or group, a control
  * character, or a ',' inside a group name gives UNMAPPED (never a partial
- * identity).  Thread-safe. */
+ * identity), and so does an allow regex that gives up (match limits) on a
+ * value before a rule matched; in both cases id->rule names that rule.
+ * Thread-safe. */
 void certauthz_map_resolve(certauthz_identity_t *id, const certauthz_map_t *map,
                            const certauthz_facts_t *facts, apr_pool_t *p);
 

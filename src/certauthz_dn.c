@@ -30,8 +30,10 @@ typedef struct {
 struct certauthz_dn_t {
     int n; /* RDNs, most specific first */
     rdn_t *rdn;
-    const char *key;
+    const char *key; /* exact comparison key */
     apr_size_t keylen;
+    const char *ckey; /* key under OpenSSL's name canonicalisation */
+    apr_size_t ckeylen;
     const char *text;
 };
 
@@ -115,11 +117,76 @@ static void append(apr_array_header_t *out, const char *s, apr_size_t n)
 }
 
 /* Sort each RDN's attributes and build the key and the display text. */
+/* A value as OpenSSL canonicalises names to match a certificate's issuer
+ * to its CA (x509_name_canon): leading and trailing white space dropped,
+ * inner runs of white space made one space, ASCII lower-cased. */
+static const char *canon_value(const char *v, apr_size_t n, apr_size_t *len,
+                               apr_pool_t *p)
+{
+    char *out = apr_palloc(p, n + 1), *o = out;
+    apr_size_t i = 0;
+
+#define CA_SPACE(c) ((c) == ' ' || ((c) >= '\t' && (c) <= '\r'))
+    while (i < n && CA_SPACE(v[i]))
+        i++;
+    while (i < n) {
+        if (CA_SPACE(v[i])) {
+            while (i < n && CA_SPACE(v[i]))
+                i++;
+            if (i < n)
+                *o++ = ' ';
+            continue;
+        }
+        *o++ = (v[i] >= 'A' && v[i] <= 'Z') ? (char)(v[i] + 32) : v[i];
+        i++;
+    }
+#undef CA_SPACE
+    *o = '\0';
+    *len = (apr_size_t)(o - out);
+    return out;
+}
+
+static void append_ava_key(apr_array_header_t *key, const ava_t *a)
+{
+    char num[32];
+    int k = snprintf(num, sizeof(num), "=%" APR_SIZE_T_FMT ":", a->vlen);
+
+    append(key, a->oid, strlen(a->oid));
+    append(key, num, (apr_size_t)k);
+    append(key, a->val, a->vlen);
+}
+
+/* The key of the canonicalised DN: each RDN's values canonicalised, then
+ * sorted again (canonicalisation may change the order). */
+static void canon_key(certauthz_dn_t *dn, apr_pool_t *p)
+{
+    apr_array_header_t *key = apr_array_make(p, 128, 1);
+
+    for (int i = 0; i < dn->n; i++) {
+        const rdn_t *r = &dn->rdn[i];
+        ava_t *c = apr_palloc(p, sizeof(ava_t) * (r->n ? (size_t)r->n : 1));
+        for (int j = 0; j < r->n; j++) {
+            c[j] = r->ava[j];
+            c[j].val =
+                canon_value(r->ava[j].val, r->ava[j].vlen, &c[j].vlen, p);
+        }
+        qsort(c, (size_t)r->n, sizeof(ava_t), ava_cmp);
+        if (i)
+            append(key, ",", 1);
+        for (int j = 0; j < r->n; j++) {
+            if (j)
+                append(key, "+", 1);
+            append_ava_key(key, &c[j]);
+        }
+    }
+    dn->ckeylen = (apr_size_t)key->nelts;
+    dn->ckey = apr_pstrmemdup(p, key->elts, (apr_size_t)key->nelts);
+}
+
 static certauthz_dn_t *dn_finish(certauthz_dn_t *dn, apr_pool_t *p)
 {
     apr_array_header_t *key = apr_array_make(p, 128, 1);
     apr_array_header_t *txt = apr_array_make(p, 128, 1);
-    char num[32];
 
     for (int i = 0; i < dn->n; i++) {
         rdn_t *r = &dn->rdn[i];
@@ -134,11 +201,7 @@ static certauthz_dn_t *dn_finish(certauthz_dn_t *dn, apr_pool_t *p)
                 append(key, "+", 1);
                 append(txt, "+", 1);
             }
-            append(key, a->oid, strlen(a->oid));
-            int k =
-                snprintf(num, sizeof(num), "=%" APR_SIZE_T_FMT ":", a->vlen);
-            append(key, num, (apr_size_t)k);
-            append(key, a->val, a->vlen);
+            append_ava_key(key, a);
             append(txt, a->name, strlen(a->name));
             append(txt, "=", 1);
             append_escaped(txt, a->val, a->vlen);
@@ -147,6 +210,7 @@ static certauthz_dn_t *dn_finish(certauthz_dn_t *dn, apr_pool_t *p)
     dn->keylen = (apr_size_t)key->nelts;
     dn->key = apr_pstrmemdup(p, key->elts, (apr_size_t)key->nelts);
     dn->text = apr_pstrmemdup(p, txt->elts, (apr_size_t)txt->nelts);
+    canon_key(dn, p);
     return dn;
 }
 
@@ -466,6 +530,18 @@ int certauthz_dn_equal(const certauthz_dn_t *a, const certauthz_dn_t *b)
 {
     return a && b && a->keylen == b->keylen
            && !memcmp(a->key, b->key, a->keylen);
+}
+
+int certauthz_dn_same_issuer(const certauthz_dn_t *a, const certauthz_dn_t *b)
+{
+    return a && b && a->ckeylen == b->ckeylen
+           && !memcmp(a->ckey, b->ckey, a->ckeylen);
+}
+
+const char *certauthz_dn_issuer_key(const certauthz_dn_t *dn, apr_size_t *len)
+{
+    *len = dn->ckeylen;
+    return dn->ckey;
 }
 
 const char *certauthz_dn_key(const certauthz_dn_t *dn, apr_size_t *len)

@@ -109,15 +109,21 @@ typedef struct {
     char *buf; /* unquoted fields of the current line */
 } parse_t;
 
-static void add_error(parse_t *ps, const char *reason)
+static void push_error(apr_array_header_t *errs, const char *file,
+                       unsigned line, const char *reason)
 {
     certauthz_error_t *e;
-    if (ps->errs->nelts >= CERTAUTHZ_MAX_ERRORS)
+    if (errs->nelts >= CERTAUTHZ_MAX_ERRORS)
         return;
-    e = apr_array_push(ps->errs);
-    e->file = ps->m->name;
-    e->line = ps->line;
-    e->reason = apr_pstrdup(ps->errs->pool, reason);
+    e = apr_array_push(errs);
+    e->file = file;
+    e->line = line;
+    e->reason = apr_pstrdup(errs->pool, reason);
+}
+
+static void add_error(parse_t *ps, const char *reason)
+{
+    push_error(ps->errs, ps->m->name, ps->line, reason);
 }
 
 /* Copy the quoted string that starts at line[*i] (a '"') to *o, undoing
@@ -317,7 +323,7 @@ static void parse_section(parse_t *ps, const char *line, apr_size_t len)
                                        why));
             return;
         }
-        key = certauthz_dn_key(dn, &klen);
+        key = certauthz_dn_issuer_key(dn, &klen);
         scope = apr_hash_get(ps->m->issuers, key, klen);
         if (!scope) {
             if (ps->issuer_dns->nelts >= 65535) {
@@ -489,17 +495,21 @@ apr_status_t certauthz_map_parse(certauthz_map_t **pmap, const char *name,
 
     *pmap = NULL;
     *errs = apr_array_make(p, 1, sizeof(certauthz_error_t));
-    if ((rv = apr_pool_create(&ps.scratch, p)) != APR_SUCCESS)
+    if ((rv = apr_pool_create(&ps.scratch, p)) != APR_SUCCESS) {
+        push_error(*errs, name, 0, "out of memory");
         return rv;
+    }
 
     for (const char *q = buf; (q = memchr(q, '\n', (apr_size_t)(end - q))); q++)
         nlines++;
+    if (nlines > CERTAUTHZ_MAX_LINES) {
+        push_error(*errs, name, 0,
+                   apr_psprintf(p, "more than %d lines", CERTAUTHZ_MAX_LINES));
+        apr_pool_destroy(ps.scratch);
+        return CERTAUTHZ_EBADINPUT;
+    }
     while (nslots < 2 * nlines)
         nslots <<= 1;
-    if (nslots > 0x80000000u) {
-        apr_pool_destroy(ps.scratch);
-        return APR_ENOMEM;
-    }
 
     m = apr_pcalloc(p, sizeof(*m));
     m->name = apr_pstrdup(p, name);
@@ -558,22 +568,21 @@ apr_status_t certauthz_map_load(certauthz_map_t **pmap, const char *path,
     apr_status_t rv;
     char *buf, msg[256];
     apr_size_t got = 0;
-    certauthz_error_t *e;
 
     *pmap = NULL;
-    if ((rv = apr_pool_create(&tmp, p)) != APR_SUCCESS)
+    *errs = apr_array_make(p, 1, sizeof(certauthz_error_t));
+    if ((rv = apr_pool_create(&tmp, p)) != APR_SUCCESS) {
+        push_error(*errs, path, 0, "out of memory");
         return rv;
+    }
     rv = apr_file_open(&fd, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
                        APR_OS_DEFAULT, tmp);
     if (rv == APR_SUCCESS)
         rv = apr_file_info_get(&fi, APR_FINFO_TYPE | APR_FINFO_SIZE, fd);
     if (rv == APR_SUCCESS && fi.filetype != APR_REG) {
-        *errs = apr_array_make(p, 1, sizeof(certauthz_error_t));
-        e = apr_array_push(*errs);
-        e->file = apr_pstrdup(p, path);
-        e->line = 0;
-        e->reason = fi.filetype == APR_DIR ? "is a directory, not a map file"
-                                           : "is not a regular file";
+        push_error(*errs, apr_pstrdup(p, path), 0,
+                   fi.filetype == APR_DIR ? "is a directory, not a map file"
+                                          : "is not a regular file");
         apr_pool_destroy(tmp);
         return CERTAUTHZ_EBADINPUT;
     }
@@ -584,11 +593,8 @@ apr_status_t certauthz_map_load(certauthz_map_t **pmap, const char *path,
             rv = APR_SUCCESS;
     }
     if (rv != APR_SUCCESS) {
-        *errs = apr_array_make(p, 1, sizeof(certauthz_error_t));
-        e = apr_array_push(*errs);
-        e->file = apr_pstrdup(p, path);
-        e->line = 0;
-        e->reason = apr_pstrdup(p, apr_strerror(rv, msg, sizeof(msg)));
+        push_error(*errs, apr_pstrdup(p, path), 0,
+                   apr_strerror(rv, msg, sizeof(msg)));
         apr_pool_destroy(tmp);
         return rv;
     }
@@ -618,7 +624,7 @@ static unsigned issuer_scope(const certauthz_map_t *m,
 
     if (!f->issuer || !m->stats.sections)
         return 0;
-    key = certauthz_dn_key(f->issuer, &klen);
+    key = certauthz_dn_issuer_key(f->issuer, &klen);
     scope = apr_hash_get(m->issuers, key, klen);
     return scope ? *scope : 0;
 }
@@ -721,9 +727,18 @@ void certauthz_map_resolve(certauthz_identity_t *id, const certauthz_map_t *m,
     best = exact_first(m, f, scope, 0);
     caps.n = 0;
     for (i = 0; i < m->nallow_pat && m->allow_pat[i] < best; i++) {
+        int hit;
         r = &m->rules[m->allow_pat[i]];
-        if (in_scope(r, scope)
-            && certauthz_selector_match(&r->sel, f, &caps) == 1) {
+        if (!in_scope(r, scope))
+            continue;
+        hit = certauthz_selector_match(&r->sel, f, &caps);
+        if (hit < 0) {
+            /* the regex gave up on a hostile value: no identity, rather
+             * than whatever a later, broader rule would give */
+            id->rule = r;
+            return;
+        }
+        if (hit == 1) {
             best = m->allow_pat[i];
             break;
         }
@@ -761,12 +776,12 @@ void certauthz_map_each_match(const certauthz_map_t *m,
 
     for (unsigned i = 0; i < m->nrules; i++) {
         const certauthz_rule_t *r = &m->rules[i];
-        int m;
+        int hit;
         if (!in_scope(r, scope))
             continue;
         /* as in resolve: a regex that gave up matches only for deny rules */
-        m = certauthz_selector_match(&r->sel, f, NULL);
-        if ((m == 1 || (m < 0 && r->deny)) && fn(baton, r))
+        hit = certauthz_selector_match(&r->sel, f, NULL);
+        if ((hit == 1 || (hit < 0 && r->deny)) && fn(baton, r))
             return;
     }
 }

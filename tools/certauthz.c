@@ -193,7 +193,7 @@ static int cmd_explain(const char *mappath, const char *certpath, apr_pool_t *p)
     default:
         if (id.rule)
             printf("  UNMAPPED: %s:%u matched but its $N substitution gave "
-                   "an unusable name\n",
+                   "an unusable name, or its regex gave up on a value\n",
                    certauthz_rule_file(id.rule), certauthz_rule_line(id.rule));
         else
             printf("  UNMAPPED: no rule matches\n");

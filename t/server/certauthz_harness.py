@@ -271,6 +271,13 @@ def make_pki(d):
         "nulupn": (root, "/O=Example/CN=nulupn",
                    ["--san", "upn:carol@corp.example.com\\x00x"]),
         "mvbob": (root, "/O=Example/OU=Eng+CN=bob", []),
+        # issued by Partner CA, issuer field spelt in other case / spacing
+        # (OpenSSL still finds Partner CA: it verifies)
+        "partner_eve_lc": (partner, "/O=Partner Inc/CN=eve",
+                           ["--issuer-name", "/O=partner inc/CN=partner ca"]),
+        "partner_eve_ws": (partner, "/O=Partner Inc/CN=eve",
+                           ["--issuer-name", "/O=Partner  Inc/CN= Partner CA"]),
+        "nlcn": (root, "/O=Example/CN=mallory\\x0aInjected: 1", []),
         "casealice": (root, "/O=Example/CN=Alice",
                       ["--san", "email:ALICE@EXAMPLE.COM"]),
     }
@@ -400,6 +407,11 @@ LOCATIONS = [
      "</RequireAll>"),
     ("/c/not", "<RequireAll>\n  Require ip 127.0.0.1\n"
      "  Require not cert-cn bob\n</RequireAll>"),
+    ("/c/not-map", MAP + "\n<RequireAll>\n  Require ip 127.0.0.1\n"
+     "  Require not cert-cn eve\n</RequireAll>"),
+    ("/c/none-map", MAP + "\n<RequireAll>\n  Require ip 127.0.0.1\n"
+     "  <RequireNone>\n    Require cert-user eve\n  </RequireNone>\n"
+     "</RequireAll>"),
     ("/c/issuer-and-group", MAP + "\n<RequireAll>\n"
      '  Require cert-issuer "%s"\n  Require cert-group partners\n'
      "</RequireAll>" % PARTNER_CA_DN),

@@ -70,17 +70,16 @@ def test_audit_denied_reasons(server, get, cert, reason):
     assert "decision=denied" in line and "reason=%s" % reason in line, line
 
 
-@pytest.mark.parametrize("cert,decision,reason,user", [
-    ("alice", "granted", "mapped", "alice"),
-    ("zed", "granted", "unmapped-fallback", None),
-    ("laptop", "denied", "deny-rule", None),
-    (None, "denied", "no-certificate", None),
+@pytest.mark.parametrize("cert,check,decision,reason,user", [
+    ("alice", "AuthType Certificate", "granted", "mapped", "alice"),
+    ("zed", "AuthType Certificate", "granted", "unmapped-fallback", None),
+    ("laptop", "deny list", "denied", "deny-rule", None),
+    (None, "AuthType Certificate", "denied", "no-certificate", None),
 ])
-def test_audit_authtype(server, get, cert, decision, reason, user):
+def test_audit_authtype(server, get, cert, check, decision, reason, user):
     r = get("/audit/authtype/", cert)
     assert r.status == (200 if decision == "granted" else 403), r
-    lines = [l for l in audit_lines(server, r)
-             if 'check="AuthType Certificate"' in l]
+    lines = [l for l in audit_lines(server, r) if 'check="%s"' % check in l]
     assert len(lines) == 1, audit_lines(server, r)
     assert "decision=%s" % decision in lines[0], lines
     assert "reason=%s" % reason in lines[0], lines

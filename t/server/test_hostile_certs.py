@@ -83,3 +83,32 @@ def test_case_tricks(get):
     assert get("/p/cn-case/", "bob").status == 403
     r = get("/a/unmapped-cn/", "casealice")
     assert r.remote_user == "alice", r        # mapped by email, not CN
+
+
+@pytest.mark.parametrize("cert", ["partner_eve_lc", "partner_eve_ws"])
+def test_issuer_spelling_cannot_escape_its_section(get, cert):
+    # The map maps root-CA eve globally and deny-lists eve in the Partner CA
+    # section.  A Partner CA leaf whose issuer field differs from the CA's
+    # subject only in case or white space verifies (OpenSSL compares names
+    # canonically), so the section must apply to it too.
+    assert get("/p/mapped/", cert).status == 403
+    r = get("/a/valid/", cert)
+    assert r.status == 403 and r.remote_user is None, r
+    assert get("/e/nomap/", cert).status == 200            # it does verify
+    # and Require cert-issuer (no map there) knows it as Partner CA's
+    assert get("/p/issuer-partner/", cert).status == 200
+
+
+@pytest.mark.parametrize("path", ["/c/not-map/", "/c/none-map/"])
+def test_negated_requires_do_not_rescue_deny_listed(get, path):
+    # eve from the root CA is refused by the negated provider ...
+    assert get(path, "eve").status == 403
+    # ... and a deny-listed certificate must not do better
+    assert get(path, "laptop").status == 403
+    assert get(path, "partner_eve").status == 403
+    assert get(path, "bob").status == 200
+
+
+def test_fallback_user_with_newline_is_no_user(get):
+    r = get("/a/unmapped-cn/", "nlcn")
+    assert r.status == 403 and r.remote_user is None, r

@@ -52,13 +52,28 @@ def test_identity_in_environment(server, certs, get, cert):
     assert lines[0].split(" ")[3] == "-", lines
 
 
-@pytest.mark.parametrize("cert", UNMAPPED)
+DENY_LISTED = ("laptop", "partner_eve")
+
+
+@pytest.mark.parametrize("cert", [c for c in UNMAPPED
+                                  if c not in DENY_LISTED])
 def test_no_identity_in_environment(certs, get, cert):
     r = get("/e/on/", cert)
     assert r.status == 200, r
     assert r.user is None and r.groups is None and r.rule is None, r.headers
     # verified certificate: its fingerprint is still exported
     assert r.cert_sha256 == certs[cert].sha256, r.headers
+
+
+@pytest.mark.parametrize("cert", DENY_LISTED)
+def test_deny_listed_refused_where_its_map_applies(certs, get, cert):
+    """A deny-listed certificate is refused with 403 wherever the map that
+    lists it is in scope, even under Require all granted, and gets no
+    identity; where no map applies it is just a certificate."""
+    r = get("/e/on/", cert)
+    assert r.status == 403 and r.user is None, r
+    r = get("/e/nomap/", cert)
+    assert r.status == 200 and r.user is None, r
 
 
 def test_map_named_by_absolute_path_is_the_same_map(server, get):

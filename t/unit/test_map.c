@@ -484,7 +484,13 @@ static void test_resolution(void)
          "[issuer \"CN=CA Two,O=Ex\"]\ncn:alice two", B, "B", "MAPPED two @4"},
         {"[issuer \"CN=CA Two,O=Ex\"]\ncn:alice two", A, "A", "UNMAPPED"},
         {"[issuer \"CN=CA Two,O=Ex\"]\ncn~alice two", A, "A", "UNMAPPED"},
-        {"[issuer \"cn=ca two,o=ex\"]\ncn:alice two", B, "B", "UNMAPPED"},
+        /* sections compare issuers as OpenSSL's chain building does:
+         * case and white space folded, RDN order still significant */
+        {"[issuer \"cn=ca two,o=ex\"]\ncn:alice two", B, "B",
+         "MAPPED two @2"},
+        {"[issuer \"CN=CA  Two , O=Ex\"]\ncn:alice two", B, "B",
+         "MAPPED two @2"},
+        {"[issuer \"CN=CATwo,O=Ex\"]\ncn:alice two", B, "B", "UNMAPPED"},
         {"[issuer \"O=Ex,CN=CA Two\"]\ncn:alice two", B, "B", "UNMAPPED"},
         {"[issuer \"CN=CA One,O=Ex\"]\ncn~^(.+)$ p-$1 partners\n"
          "[any-issuer]\ncn:alice g", A, "A", "MAPPED p-alice [partners] @2"},
@@ -535,8 +541,10 @@ static void test_resolution(void)
         {"cn~^(.*)$ $1", K, "K", "UNMAPPED @1"},
         {"cn~^(.*)$ u g-$1", K, "K", "UNMAPPED @1"},
         {"cn~^(a*)b$ u$1", E, "E", "MAPPED u @1"},
-        /* a regex that gives up: no match for allow, a match for deny */
-        {"dns~^(a+)+$ x\ncn:h u", H, "H", "MAPPED u @2"},
+        /* a regex that gives up: no identity (rather than a later rule's)
+         * for an allow rule, a match for a deny rule */
+        {"dns~^(a+)+$ x\ncn:h u", H, "H", "UNMAPPED @1"},
+        {"cn:h u\ndns~^(a+)+$ x", H, "H", "MAPPED u @1"},
         {"deny dns~^(a+)+$\ncn:h u", H, "H", "DENIED @1"},
     };
     for (size_t i = 0; i < N(t); i++)

@@ -161,6 +161,30 @@ static void test_regexes(void)
     }
 }
 
+/* A file of more lines than the limit is one clear error (it used to be a
+ * failure without any message, which the glue took for success). */
+static void test_line_limit(void)
+{
+    apr_size_t len = CERTAUTHZ_MAX_LINES + 1;
+    char *text = apr_palloc(pool, len);
+    apr_array_header_t *errs;
+    certauthz_map_t *m;
+
+    memset(text, '\n', len);
+    ok(certauthz_map_parse(&m, "huge.map", text, len, &errs, pool)
+               != APR_SUCCESS
+           && !m,
+       "a map of more than %d lines does not load", CERTAUTHZ_MAX_LINES);
+    ok(errs->nelts == 1
+           && strstr(APR_ARRAY_IDX(errs, 0, certauthz_error_t).reason,
+                     "more than 16777216 lines"),
+       "  ... and says why: %s",
+       errs->nelts ? APR_ARRAY_IDX(errs, 0, certauthz_error_t).reason : "-");
+    ok(certauthz_map_parse(&m, "big.map", text, len - 2, &errs, pool)
+           == APR_SUCCESS,
+       "%d blank lines are a valid, empty map", CERTAUTHZ_MAX_LINES - 1);
+}
+
 static void test_paths(void)
 {
     char dir[] = "/tmp/certauthz-scale-XXXXXX";
@@ -210,6 +234,7 @@ int main(void)
     }
     test_million();
     test_regexes();
+    test_line_limit();
     test_paths();
     apr_pool_destroy(pool);
     apr_terminate();
