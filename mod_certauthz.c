@@ -657,7 +657,8 @@ static void audit(request_rec *r, const dir_conf_t *d, const req_state_t *st,
         "user=\"%s\" rule=\"%s\" sha256=%s uri=\"%s\"",
         granted ? "granted" : "denied", certauthz_log_escape(what, r->pool),
         reason,
-        st->id.outcome == CERTAUTHZ_MAPPED
+        r->user ? certauthz_log_escape(r->user, r->pool)
+        : st->id.outcome == CERTAUTHZ_MAPPED
             ? certauthz_log_escape(st->id.user, r->pool)
             : "-",
         certauthz_log_escape(rule_where(r->pool, st->id.rule), r->pool),
@@ -827,7 +828,7 @@ static authz_status check_require(request_rec *r, const char *line,
                       "CertAuthzMapFile, but none applies to <%s>: denied",
                       req->row->name, req->where,
                       certauthz_log_escape(r->uri, r->pool));
-        return AUTHZ_DENIED;
+        /* evaluate() refuses (no identity without a map) and audits it */
     }
     st = decide(r, d);
     ok = evaluate(req, st, &reason);
@@ -855,18 +856,16 @@ static const provider_row_t provider_rows[] = {
 #define NPROVIDERS (sizeof(provider_rows) / sizeof(provider_rows[0]))
 
 /* httpd hands parse functions no provider name: one trampoline per row. */
-#define PARSER(i)                                                              \
-    static const char *parse_row_##i(cmd_parms *cmd, const char *line,         \
-                                     const void **parsed)                      \
-    {                                                                          \
-        return parse_require(cmd, line, parsed, &provider_rows[i]);            \
+/* clang-format off */
+#define PARSER(i)                                                         \
+    static const char *parse_row_##i(cmd_parms *cmd, const char *line,    \
+                                     const void **parsed)                 \
+    {                                                                     \
+        return parse_require(cmd, line, parsed, &provider_rows[i]);       \
     }
-PARSER(0)
-PARSER(1)
-PARSER(2)
-PARSER(3)
-PARSER(4)
+PARSER(0) PARSER(1) PARSER(2) PARSER(3) PARSER(4)
 PARSER(5) PARSER(6) PARSER(7) PARSER(8) PARSER(9)
+    /* clang-format on */
 
     static const authz_provider providers[NPROVIDERS] = {
         {check_require, parse_row_0}, {check_require, parse_row_1},

@@ -33,3 +33,9 @@ def test_no_map_in_scope(server, get, location, require, cert):
     assert provider in line, line
     assert require_line(server, location, require) in line, line
     assert location in line, line          # the scope / URI
+    # the refusal is audited too, with its reason
+    audit = [l for l in server.log_lines(r.test_id) if "CERTAUTHZ0100:" in l]
+    assert len(audit) == 1, server.log_lines(r.test_id)
+    assert "decision=denied" in audit[0], audit
+    assert "reason=%s" % ("no-map" if cert else "no-certificate") \
+        in audit[0], audit
