@@ -214,10 +214,26 @@ static certauthz_dn_t *dn_finish(certauthz_dn_t *dn, apr_pool_t *p)
     return dn;
 }
 
+static int descr_ok(const char *s, apr_size_t n);
+
+/* The type a name denotes, as the parser reads it: the names above
+ * case-insensitively, else OpenSSL's short and long names.  NULL if none.
+ * The caller frees the object. */
+static ASN1_OBJECT *type_by_name(const char *name, apr_size_t n, apr_pool_t *p)
+{
+    char *lower = apr_pstrmemdup(p, name, n);
+
+    certauthz_ascii_lower(lower, n);
+    for (int i = 0; attr_names[i].name; i++)
+        if (!strcmp(attr_names[i].name, lower))
+            return OBJ_dup(OBJ_nid2obj(attr_names[i].nid));
+    return OBJ_txt2obj(apr_pstrmemdup(p, name, n), 0);
+}
+
 static void set_type(ava_t *a, const ASN1_OBJECT *obj, apr_pool_t *p)
 {
-    int nid = OBJ_obj2nid(obj);
     int len = OBJ_obj2txt(NULL, 0, obj, 1);
+    const char *sn = OBJ_nid2sn(OBJ_obj2nid(obj));
     char *buf;
 
     /* the whole dotted OID, however long: a cut one could alias another */
@@ -225,7 +241,16 @@ static void set_type(ava_t *a, const ASN1_OBJECT *obj, apr_pool_t *p)
     if (len <= 0 || OBJ_obj2txt(buf, len + 1, obj, 1) != len)
         buf[0] = '\0'; /* no OID text: never equal to a parsed type */
     a->oid = buf;
-    a->name = nid != NID_undef ? OBJ_nid2sn(nid) : a->oid;
+    /* print a short name only when it reads back as this very type (OpenSSL
+     * calls uniqueIdentifier "uid", which reads as userId, and some names
+     * are not RFC 4512 names at all); else the dotted OID */
+    a->name = a->oid;
+    if (sn && descr_ok(sn, strlen(sn))) {
+        ASN1_OBJECT *back = type_by_name(sn, strlen(sn), p);
+        if (back && !OBJ_cmp(back, obj))
+            a->name = sn;
+        ASN1_OBJECT_free(back);
+    }
 }
 
 /* UTF-8 of a certificate string; NULL when not convertible. */
@@ -293,6 +318,7 @@ typedef struct {
     const char *s, *end;
     const char **reason;
     apr_pool_t *p;
+    char *out; /* unescaped values, carved one after the other */
 } parser_t;
 
 static void skip_spaces(parser_t *ps)
@@ -337,7 +363,7 @@ static int descr_ok(const char *s, apr_size_t n)
     return 1;
 }
 
-#define MAX_TYPE_LEN 1024
+#define MAX_TYPE_LEN 65536
 
 static int parse_type(parser_t *ps, ava_t *a)
 {
@@ -360,16 +386,7 @@ static int parse_type(parser_t *ps, ava_t *a)
         obj = OBJ_txt2obj(name, 1);
     }
     else if (descr_ok(name, n)) {
-        char *lower = apr_pstrmemdup(ps->p, name, n);
-        certauthz_ascii_lower(lower, n);
-        for (int i = 0; attr_names[i].name; i++) {
-            if (!strcmp(attr_names[i].name, lower)) {
-                obj = OBJ_nid2obj(attr_names[i].nid);
-                break;
-            }
-        }
-        if (!obj)
-            obj = OBJ_txt2obj(name, 0);
+        obj = type_by_name(name, n, ps->p);
     }
     if (!obj) {
         *ps->reason = apr_psprintf(ps->p, "unknown attribute type '%s' in DN",
@@ -438,7 +455,7 @@ static int parse_value(parser_t *ps, ava_t *a)
 
     if (ps->s < ps->end && *ps->s == '#')
         return parse_hex_value(ps, a);
-    o = buf = apr_palloc(ps->p, (apr_size_t)(ps->end - ps->s) + 1);
+    o = buf = ps->out;
     while (ps->s < ps->end && *ps->s != ',' && *ps->s != '+') {
         char c = *ps->s++;
         if (c == '\\') {
@@ -470,6 +487,7 @@ static int parse_value(parser_t *ps, ava_t *a)
     }
     a->vlen = keep;
     buf[keep] = '\0';
+    ps->out = buf + keep + 1;
     if (!certauthz_utf8_valid(buf, keep))
         return fail(ps, "DN value is not UTF-8 or contains NUL");
     a->val = buf;
@@ -480,7 +498,8 @@ apr_status_t certauthz_dn_parse(certauthz_dn_t **pdn, const char *text,
                                 apr_size_t len, const char **reason,
                                 apr_pool_t *p)
 {
-    parser_t ps = {text, text + len, reason, p};
+    /* a value never grows when unescaped; one NUL per value at most */
+    parser_t ps = {text, text + len, reason, p, apr_palloc(p, 2 * len + 2)};
     apr_array_header_t *rdns = apr_array_make(p, 8, sizeof(rdn_t));
     certauthz_dn_t *dn = apr_pcalloc(p, sizeof(*dn));
 

@@ -448,6 +448,61 @@ static void test_long_oid_types(void)
        a->of[CERTAUTHZ_DN].n ? a->of[CERTAUTHZ_DN].v[0].text : "-");
 }
 
+/* The DN text the module prints parses back to the same DN, also for types
+ * whose OpenSSL short name reads as another type ("uid" is OpenSSL's name
+ * of uniqueIdentifier, and means userId to an RFC 4514 reader) or is no
+ * RFC 4512 name ("ad_timestamping"). */
+static void test_dn_text_round_trip(void)
+{
+    static const char *const subjects[] = {
+        "--subject /CN=x/0.9.2342.19200300.100.1.44=alice",
+        "--subject /CN=x/1.3.6.1.5.5.7.48.3=stamp",
+        "--subject /CN=x/UID=u1",
+        "--subject /O=Ex/OU=a+CN=b+0.9.2342.19200300.100.1.44=c",
+    };
+    for (size_t i = 0; i < sizeof(subjects) / sizeof(subjects[0]); i++) {
+        certauthz_facts_t *f = facts(subjects[i]);
+        certauthz_dn_t *back = NULL;
+        const char *reason = NULL, *text;
+
+        if (!f->of[CERTAUTHZ_DN].n) {
+            ok(0, "%s: has a dn fact", subjects[i]);
+            continue;
+        }
+        text = f->of[CERTAUTHZ_DN].v[0].text;
+        ok(certauthz_dn_parse(&back, text, strlen(text), &reason, pool)
+                   == APR_SUCCESS
+               && certauthz_dn_equal(back, f->subject),
+           "%s: text %s reads back as the same DN (%s)", subjects[i], text,
+           reason ? reason : "ok");
+    }
+    {
+        certauthz_facts_t *f = facts(subjects[0]);
+        ok(f->of[CERTAUTHZ_DN].n
+               && strstr(f->of[CERTAUTHZ_DN].v[0].text,
+                         "0.9.2342.19200300.100.1.44=alice"),
+           "uniqueIdentifier prints as its OID, not as uid");
+    }
+}
+
+/* Many RDNs: parsing allocates in proportion to the text, not to the
+ * square of it (14,000 RDNs used to take half a gigabyte). */
+static void test_many_rdns(void)
+{
+    const int n = 14000;
+    apr_size_t cap = (apr_size_t)n * 6 + 1, len = 0;
+    char *text = apr_palloc(pool, cap);
+    certauthz_dn_t *dn = NULL;
+    const char *reason = NULL;
+
+    for (int i = 0; i < n; i++)
+        len += (apr_size_t)snprintf(text + len, cap - len, "%sO=%d",
+                                    i ? "," : "", i % 10);
+    ok(certauthz_dn_parse(&dn, text, len, &reason, pool) == APR_SUCCESS
+           && certauthz_dn_count(dn) == n,
+       "a DN of %d RDNs parses", n);
+}
+
 static void test_serials(void)
 {
     static const struct {
@@ -563,6 +618,8 @@ int main(void)
     test_hostile_names();
     test_hostile_sans();
     test_long_oid_types();
+    test_dn_text_round_trip();
+    test_many_rdns();
     test_serials();
     test_read();
 
