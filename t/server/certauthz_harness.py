@@ -21,6 +21,7 @@ import ssl
 import subprocess
 import tempfile
 import textwrap
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -514,6 +515,77 @@ class HandshakeFailed(Exception):
     """The TLS handshake or the first read failed (certificate refused)."""
 
 
+class NoResponse(Exception):
+    """The server closed a raw_tls_get() connection without answering."""
+
+
+TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def tls_context(ca_file, cert=None, tls=None, pha=False):
+    """A client SSLContext trusting ca_file.  cert: a Cert (client
+    certificate and key) or None; tls: None (negotiate), "1.2", "1.3" or an
+    ssl.TLSVersion, which becomes both the minimum and the maximum version;
+    pha: offer TLS 1.3 post-handshake authentication."""
+    ctx = ssl.create_default_context(cafile=ca_file)
+    if tls is not None:
+        v = TLS_VERSIONS.get(tls, tls)
+        ctx.minimum_version = ctx.maximum_version = v
+    if pha:
+        ctx.post_handshake_auth = True
+    if cert is not None:
+        ctx.load_cert_chain(cert.crt, cert.key)
+    return ctx
+
+
+def raw_tls_get(ctx, port, path, sni="localhost", host=None, session=None,
+                errors_as_result=False):
+    """One GET on a new TLS connection to 127.0.0.1:port with ctx, offering
+    `session` for resumption (Python's ssl, for the tests that need the
+    session object and whether it was reused).  sni: server_hostname (an IP
+    address sends no SNI); host: the Host header (default sni).  Returns
+    (status, headers, session, session_reused); headers maps lower-case
+    names to values, an empty or "(null)" value (unset variable) to None.
+    TLS and socket errors propagate; NoResponse when the server closes the
+    connection without a byte.  With errors_as_result, a TLS or socket error
+    after the TCP connect, or no response, gives ("ERR", {"error": text},
+    None, False) instead (a failing connect still raises)."""
+    test_id = new_test_id()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        try:
+            ss = ctx.wrap_socket(sock, server_hostname=sni, session=session)
+            ss.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nX-Test-Id: %s\r\n"
+                        "Connection: close\r\n\r\n"
+                        % (path, host or sni, test_id)).encode())
+            data = b""
+            for _ in range(1000):
+                chunk = ss.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            sess, reused = ss.session, ss.session_reused
+            ss.close()
+        except (ssl.SSLError, ConnectionError, socket.timeout) as e:
+            if not errors_as_result:
+                raise
+            return "ERR", {"error": str(e)}, None, False
+    finally:
+        sock.close()
+    if not data:
+        if errors_as_result:
+            return "ERR", {"error": "no response"}, None, False
+        raise NoResponse("no response on port %d %s" % (port, path))
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    status = int(head[0].split(" ")[1])
+    headers = {}
+    for line in head[1:]:
+        k, _, v = line.partition(":")
+        v = v.strip()
+        headers[k.strip().lower()] = None if v in ("", "(null)") else v
+    return status, headers, sess, reused
+
+
 class Client:
     """HTTP/1.1 over TLS with Python's ssl module."""
 
@@ -525,14 +597,7 @@ class Client:
         """tls: None (negotiate, TLS 1.3 here), "1.2" or "1.3"."""
         key = (cert.prefix if cert else None, tls)
         if key not in self._ctx:
-            ctx = ssl.create_default_context(cafile=self.ca_file)
-            if tls is not None:
-                v = {"1.2": ssl.TLSVersion.TLSv1_2,
-                     "1.3": ssl.TLSVersion.TLSv1_3}[tls]
-                ctx.minimum_version = ctx.maximum_version = v
-            if cert is not None:
-                ctx.load_cert_chain(cert.crt, cert.key)
-            self._ctx[key] = ctx
+            self._ctx[key] = tls_context(self.ca_file, cert, tls)
         return self._ctx[key]
 
     def get(self, port, path, cert=None, headers=None, timeout=15, tls=None):
@@ -628,8 +693,106 @@ def curl_h2(port, paths, ca_file, cert=None, parallel=False, timeout=30):
 # --------------------------------------------------------------------------
 # the httpd instance
 
+def run_concurrently(names, fn, timeout=60):
+    """Call fn(name) for every name at the same time, each in its own
+    thread (clients with different certificates at once), waiting up to
+    `timeout` s for each thread.  Asserts that none is still running
+    ("curl hung") and that none raised (the exceptions are listed); returns
+    {name: fn(name)}."""
+    results, errors = {}, []
+
+    def run(name):
+        try:
+            results[name] = fn(name)
+        except Exception as e:  # reported below
+            errors.append((name, e))
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads), "curl hung"
+    assert not errors, errors
+    return results
+
+
 class StartError(RuntimeError):
     pass
+
+
+SERVER_PREAMBLE = """\
+# generated by t/server/certauthz_harness.py
+ServerRoot "{r}"
+DefaultRuntimeDir "{r}/run"
+PidFile "{r}/run/httpd.pid"
+ServerName localhost
+{user}
+{listen}
+{modules}
+
+StartServers 1
+ServerLimit 2
+ThreadsPerChild 8
+ThreadLimit 8
+MinSpareThreads 1
+MaxSpareThreads 16
+MaxRequestWorkers 16
+MaxConnectionsPerChild 0
+Timeout 20
+KeepAlive On
+KeepAliveTimeout 5
+GracefulShutdownTimeout 3
+
+TypesConfig conf/mime.types
+ErrorLog "{r}/logs/error.log"
+LogLevel warn certauthz:debug ssl:{ssl_log_level}
+ErrorLogFormat "[%{{cu}}t] [%-m:%l] [pid %P:tid %T] [client\\ %a] [test\\ %{{X-Test-Id}}i] %M"
+LogFormat "%{{X-Test-Id}}i %h %{{remote}}p %u %>s \\"%r\\" %H \\"%{{CERTAUTHZ_USER}}e\\"" certauthz
+CustomLog "{r}/logs/access.log" certauthz
+
+SSLSessionCache "shmcb:{r}/run/ssl_scache(512000)"
+SSLRandomSeed startup builtin
+SSLProtocol all -SSLv3 -TLSv1 -TLSv1.1
+
+DocumentRoot "{r}/htdocs"
+<Directory />
+    AllowOverride None
+    Require all denied
+</Directory>
+<Directory "{r}/htdocs">
+    AllowOverride None
+    Require all granted
+</Directory>
+
+Header always set X-Certauthz-User "%{{CERTAUTHZ_USER}}e"
+Header always set X-Certauthz-Groups "%{{CERTAUTHZ_GROUPS}}e"
+Header always set X-Certauthz-Rule "%{{CERTAUTHZ_RULE}}e"
+Header always set X-Certauthz-Sha256 "%{{CERTAUTHZ_CERT_SHA256}}e"
+Header always set X-Remote-User "expr=%{{REMOTE_USER}}"
+Header always set X-Auth-Type "expr=%{{AUTH_TYPE}}"
+Header always set X-Ssl-Verify "%{{SSL_CLIENT_VERIFY}}s"
+{extra}
+"""
+
+
+def server_config_preamble(root, ports, modules, ssl_log_level="warn",
+                           extra=""):
+    """The global part shared by every test server's configuration (Httpd
+    and ExtraHttpd): ServerRoot, run dir, PidFile, `User nobody` when run
+    as root, one `Listen 127.0.0.1:p` per port in `ports`, the LoadModule
+    lines for `modules` (plus mod_certauthz), the small event-MPM tuning,
+    error/access logs (with the X-Test-Id correlation; mod_ssl logging at
+    `ssl_log_level`), the global TLS settings (session cache, protocols),
+    DocumentRoot under root/htdocs with `Require all granted`, and the
+    X-Certauthz-* / X-Remote-User / X-Auth-Type / X-Ssl-Verify response
+    headers the tests read.  `extra` (global directives of that server
+    only) is appended as is; the caller adds <Location>s and vhosts."""
+    return SERVER_PREAMBLE.format(
+        r=root, user="User nobody\nGroup nogroup" if IS_ROOT else "",
+        listen="\n".join("Listen 127.0.0.1:%d" % p for p in ports),
+        modules=module_lines(modules), ssl_log_level=ssl_log_level,
+        extra=extra)
 
 
 class Httpd:
@@ -664,7 +827,12 @@ class Httpd:
         with open(path, mode) as f:
             f.write(text)
 
-    def setup(self):
+    def _setup_base(self):
+        """Create the ServerRoot tree shared by every test server: conf/,
+        logs/, run/, htdocs/; the server certificate and key and the client
+        CA bundle (root_ca + partner_ca) under conf/ssl/; the main map;
+        conf/mime.types and htdocs/ok.txt.  The caller adds its own files
+        and then runs make_tree_public()."""
         for d in ("conf", "conf/ssl", "conf/certauthz", "logs", "run",
                   "htdocs"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
@@ -677,14 +845,17 @@ class Httpd:
                 with open(c[n].crt) as f:
                     out.write(f.read())
         self._write(self.main_map, "\n".join(self.main_map_lines) + "\n")
+        self._write(self.root / "conf" / "mime.types", "text/plain txt\n")
+        self._write(self.docroot / "ok.txt", "OK /\n")
+
+    def setup(self):
+        self._setup_base()
         self._write(self.map_dir / "alt.map", ALT_MAP)
         self._write(self.map_dir / "reload.map", RELOAD_MAP_V1)
         self._write(self.map_dir / "live.map", RELOAD_MAP_V1)
         self._write(self.map_dir / "ht.map", HT_MAP)
         self._write(self.map_dir / "bad-ht.map", BAD_HT_MAP)
         self._write(self.map_dir / "groups", GROUP_FILE)
-        self._write(self.root / "conf" / "mime.types", "text/plain txt\n")
-        self._write(self.docroot / "ok.txt", "OK /\n")
         for path, _ in LOCATIONS:
             self._write(self.docroot / path.lstrip("/") / "ok.txt",
                         "OK %s\n" % path)
@@ -707,121 +878,59 @@ class Httpd:
             locs.append('<Location "%s">\n%s\n</Location>' % (
                 path, textwrap.indent(body, "    ")))
         r = self.root
-        user = "User nobody\nGroup nogroup" if IS_ROOT else ""
-        return """\
-# generated by t/server/certauthz_harness.py
-ServerRoot "{r}"
-DefaultRuntimeDir "{r}/run"
-PidFile "{r}/run/httpd.pid"
-ServerName localhost
-{user}
-Listen 127.0.0.1:{port}
-Listen 127.0.0.1:{gen_port}
-Listen 127.0.0.1:{reneg_port}
-{modules}
-
-StartServers 1
-ServerLimit 2
-ThreadsPerChild 8
-ThreadLimit 8
-MinSpareThreads 1
-MaxSpareThreads 16
-MaxRequestWorkers 16
-MaxConnectionsPerChild 0
-Timeout 20
-KeepAlive On
-KeepAliveTimeout 5
-GracefulShutdownTimeout 3
+        main_only = """\
 CertAuthzReloadInterval 1
-
-TypesConfig conf/mime.types
-ErrorLog "{r}/logs/error.log"
-LogLevel warn certauthz:debug ssl:warn
-ErrorLogFormat "[%{{cu}}t] [%-m:%l] [pid %P:tid %T] [client\\ %a] [test\\ %{{X-Test-Id}}i] %M"
-LogFormat "%{{X-Test-Id}}i %h %{{remote}}p %u %>s \\"%r\\" %H \\"%{{CERTAUTHZ_USER}}e\\"" certauthz
-CustomLog "{r}/logs/access.log" certauthz
-
 Protocols h2 http/1.1
-SSLSessionCache "shmcb:{r}/run/ssl_scache(512000)"
-SSLRandomSeed startup builtin
-SSLProtocol all -SSLv3 -TLSv1 -TLSv1.1
-
-DocumentRoot "{r}/htdocs"
-<Directory />
-    AllowOverride None
-    Require all denied
-</Directory>
-<Directory "{r}/htdocs">
-    AllowOverride None
-    Require all granted
-</Directory>
 <Directory "{r}/htdocs/ht">
     AllowOverride AuthConfig
 </Directory>
 <Directory "{r}/htdocs/htbad">
     AllowOverride AuthConfig
-</Directory>
-
-Header always set X-Certauthz-User "%{{CERTAUTHZ_USER}}e"
-Header always set X-Certauthz-Groups "%{{CERTAUTHZ_GROUPS}}e"
-Header always set X-Certauthz-Rule "%{{CERTAUTHZ_RULE}}e"
-Header always set X-Certauthz-Sha256 "%{{CERTAUTHZ_CERT_SHA256}}e"
-Header always set X-Remote-User "expr=%{{REMOTE_USER}}"
-Header always set X-Auth-Type "expr=%{{AUTH_TYPE}}"
-Header always set X-Ssl-Verify "%{{SSL_CLIENT_VERIFY}}s"
-
-{locations}
-
-<VirtualHost 127.0.0.1:{port}>
-    ServerName localhost
-    SSLEngine on
-    SSLCertificateFile "{r}/conf/ssl/server.crt"
-    SSLCertificateKeyFile "{r}/conf/ssl/server.key"
-    SSLCACertificateFile "{r}/conf/ssl/clients-ca.pem"
-    SSLVerifyClient optional
+</Directory>""".format(r=r)
+        server_ssl = dict(crt="%s/conf/ssl/server.crt" % r,
+                          key="%s/conf/ssl/server.key" % r)
+        client_ca = 'SSLCACertificateFile "%s/conf/ssl/clients-ca.pem"\n' % r
+        return "\n".join([
+            server_config_preamble(
+                r, [self.port, self.gen_port, self.reneg_port],
+                SERVER_MODULES, ssl_log_level="warn", extra=main_only),
+            "\n".join(locs),
+            "",
+            ssl_vhost(self.port, client_ca + """\
+SSLVerifyClient optional
+SSLVerifyDepth 2""", **server_ssl),
+            ssl_vhost(self.gen_port, client_ca + """\
+SSLVerifyClient optional_no_ca
+SSLVerifyDepth 2
+# a map at vhost level: every <Location> without one inherits it
+CertAuthzMapFile conf/certauthz/alt.map""", **server_ssl),
+            ssl_vhost(self.reneg_port, "Protocols http/1.1\n" + client_ca + """\
+SSLVerifyClient none
+<Location "/reneg">
+    SSLVerifyClient require
     SSLVerifyDepth 2
-</VirtualHost>
-
-<VirtualHost 127.0.0.1:{gen_port}>
-    ServerName localhost
-    SSLEngine on
-    SSLCertificateFile "{r}/conf/ssl/server.crt"
-    SSLCertificateKeyFile "{r}/conf/ssl/server.key"
-    SSLCACertificateFile "{r}/conf/ssl/clients-ca.pem"
-    SSLVerifyClient optional_no_ca
-    SSLVerifyDepth 2
-    # a map at vhost level: every <Location> without one inherits it
-    CertAuthzMapFile conf/certauthz/alt.map
-</VirtualHost>
-
-<VirtualHost 127.0.0.1:{reneg_port}>
-    ServerName localhost
-    Protocols http/1.1
-    SSLEngine on
-    SSLCertificateFile "{r}/conf/ssl/server.crt"
-    SSLCertificateKeyFile "{r}/conf/ssl/server.key"
-    SSLCACertificateFile "{r}/conf/ssl/clients-ca.pem"
-    SSLVerifyClient none
-    <Location "/reneg">
-        SSLVerifyClient require
-        SSLVerifyDepth 2
-        CertAuthzMapFile conf/certauthz/main.map
-        Require cert-mapped
-    </Location>
-</VirtualHost>
-""".format(r=r, user=user, port=self.port, gen_port=self.gen_port,
-           reneg_port=self.reneg_port,
-           modules=module_lines(SERVER_MODULES),
-           locations="\n".join(locs))
+    CertAuthzMapFile conf/certauthz/main.map
+    Require cert-mapped
+</Location>""", **server_ssl),
+        ])
 
     # ---- process
+    nports = 3   # port, gen_port, reneg_port
+
+    def _use_ports(self, ports):
+        """Take the sorted free ports picked by start()."""
+        self.port, self.gen_port, self.reneg_port = ports
+
     def start(self, attempts=3):
+        """Pick self.nports distinct free loopback ports, write the
+        configuration and start httpd; on `Address already in use` (a port
+        taken meanwhile) try again with new ports, up to `attempts` times."""
         last = None
         for _ in range(attempts):
-            ports = {free_port() for _ in range(3)}
-            if len(ports) != 3:
+            ports = sorted({free_port() for _ in range(self.nports)})
+            if len(ports) != self.nports:
                 continue
-            self.port, self.gen_port, self.reneg_port = sorted(ports)
+            self._use_ports(ports)
             self._write(self.conf, self.config_text())
             os.chmod(self.conf, 0o644)
             try:
@@ -1019,20 +1128,7 @@ class ExtraHttpd(Httpd):
         self.modules = modules or EXTRA_MODULES
 
     def setup(self):
-        for d in ("conf", "conf/ssl", "conf/certauthz", "logs", "run",
-                  "htdocs"):
-            (self.root / d).mkdir(parents=True, exist_ok=True)
-        c = self.certs
-        ssl_dir = self.root / "conf" / "ssl"
-        shutil.copy(c["server"].crt, ssl_dir / "server.crt")
-        shutil.copy(c["server"].key, ssl_dir / "server.key")
-        with open(ssl_dir / "clients-ca.pem", "w") as out:
-            for n in ("root_ca", "partner_ca"):
-                with open(c[n].crt) as f:
-                    out.write(f.read())
-        self._write(self.main_map, "\n".join(self.main_map_lines) + "\n")
-        self._write(self.root / "conf" / "mime.types", "text/plain txt\n")
-        self._write(self.docroot / "ok.txt", "OK /\n")
+        self._setup_base()
         for d in ["ping"] + self.docs:
             d = d.strip("/")
             self._write(self.docroot / d / "ok.txt", "OK /%s\n" % d)
@@ -1041,84 +1137,16 @@ class ExtraHttpd(Httpd):
         make_tree_public(self.root)
 
     def config_text(self):
-        r = self.root
-        user = "User nobody\nGroup nogroup" if IS_ROOT else ""
-        listen = "\n".join("Listen 127.0.0.1:%d" % p for p in self.ports)
-        return """\
-# generated by t/server/certauthz_harness.py (ExtraHttpd)
-ServerRoot "{r}"
-DefaultRuntimeDir "{r}/run"
-PidFile "{r}/run/httpd.pid"
-ServerName localhost
-{user}
-{listen}
-{modules}
+        return "%s\n%s\n" % (
+            server_config_preamble(
+                self.root, self.ports, self.modules, ssl_log_level="info",
+                extra='Header always set X-Ssl-Client-Cn '
+                      '"%{SSL_CLIENT_S_DN_CN}s"'),
+            self.body(self))
 
-StartServers 1
-ServerLimit 2
-ThreadsPerChild 8
-ThreadLimit 8
-MinSpareThreads 1
-MaxSpareThreads 16
-MaxRequestWorkers 16
-MaxConnectionsPerChild 0
-Timeout 20
-KeepAlive On
-KeepAliveTimeout 5
-GracefulShutdownTimeout 3
-
-TypesConfig conf/mime.types
-ErrorLog "{r}/logs/error.log"
-LogLevel warn certauthz:debug ssl:info
-ErrorLogFormat "[%{{cu}}t] [%-m:%l] [pid %P:tid %T] [client\\ %a] [test\\ %{{X-Test-Id}}i] %M"
-LogFormat "%{{X-Test-Id}}i %h %{{remote}}p %u %>s \\"%r\\" %H \\"%{{CERTAUTHZ_USER}}e\\"" certauthz
-CustomLog "{r}/logs/access.log" certauthz
-
-SSLSessionCache "shmcb:{r}/run/ssl_scache(512000)"
-SSLRandomSeed startup builtin
-SSLProtocol all -SSLv3 -TLSv1 -TLSv1.1
-
-DocumentRoot "{r}/htdocs"
-<Directory />
-    AllowOverride None
-    Require all denied
-</Directory>
-<Directory "{r}/htdocs">
-    AllowOverride None
-    Require all granted
-</Directory>
-
-Header always set X-Certauthz-User "%{{CERTAUTHZ_USER}}e"
-Header always set X-Certauthz-Groups "%{{CERTAUTHZ_GROUPS}}e"
-Header always set X-Certauthz-Rule "%{{CERTAUTHZ_RULE}}e"
-Header always set X-Certauthz-Sha256 "%{{CERTAUTHZ_CERT_SHA256}}e"
-Header always set X-Remote-User "expr=%{{REMOTE_USER}}"
-Header always set X-Auth-Type "expr=%{{AUTH_TYPE}}"
-Header always set X-Ssl-Verify "%{{SSL_CLIENT_VERIFY}}s"
-Header always set X-Ssl-Client-Cn "%{{SSL_CLIENT_S_DN_CN}}s"
-
-{body}
-""".format(r=r, user=user, listen=listen,
-           modules=module_lines(self.modules), body=self.body(self))
-
-    def start(self, attempts=3):
-        last = None
-        for _ in range(attempts):
-            ports = sorted({free_port() for _ in range(self.nports)})
-            if len(ports) != self.nports:
-                continue
-            self.ports = ports
-            self.port = ports[0]
-            self._write(self.conf, self.config_text())
-            os.chmod(self.conf, 0o644)
-            try:
-                self._start_once()
-                return
-            except StartError as e:
-                last = e
-                if "Address already in use" not in str(e):
-                    raise
-        raise last
+    def _use_ports(self, ports):
+        self.ports = ports
+        self.port = ports[0]
 
 
 def ssl_vhost(port, body="", server_name="localhost", crt=None, key=None):

@@ -2,7 +2,6 @@
 certificate (SPEC section 1), grants and refusals on one connection, and
 concurrent streams and connections with different certificates."""
 
-import threading
 
 import pytest
 
@@ -66,22 +65,9 @@ def test_h2_concurrent_connections_keep_their_identity(server, certs):
     stream sees its own connection's identity, never another's."""
     who = {"alice": "alice", "bob": "bob", "builder": "ci-robot",
            "payments": "svc-payments"}
-    results, errors = {}, []
-
-    def run(name):
-        try:
-            results[name] = server.h2(["/e/on/", "/p/mapped/"] * 6,
-                                      certs[name], parallel=True)
-        except Exception as e:  # reported below
-            errors.append((name, e))
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in who]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not any(t.is_alive() for t in threads), "curl hung"
-    assert not errors, errors
+    results = H.run_concurrently(
+        who, lambda name: server.h2(["/e/on/", "/p/mapped/"] * 6,
+                                    certs[name], parallel=True))
     for name, user in who.items():
         rs = results[name]
         assert [r.status for r in rs] == [200] * 12, (name, rs)

@@ -12,7 +12,6 @@ Its own httpd instance (module scope).  Only 127.0.0.1.
 """
 
 import os
-import socket
 import ssl
 import subprocess
 import textwrap
@@ -241,39 +240,14 @@ def test_deny_serial_refuses_a_certificate_no_crl_lists(srv, pki, port, tls):
 
 
 def _py_ctx(certs, cert, tls):
-    ctx = ssl.create_default_context(cafile=certs["root_ca"].crt)
-    v = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[tls]
-    ctx.minimum_version = ctx.maximum_version = v
-    ctx.load_cert_chain(cert.crt, cert.key)
-    return ctx
+    return H.tls_context(certs["root_ca"].crt, cert, tls)
 
 
 def _raw_get(ctx, port, path, session=None):
     """(status, X-Certauthz-User, session, reused) over a new connection."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    try:
-        ss = ctx.wrap_socket(sock, server_hostname="localhost",
-                             session=session)
-        ss.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\nX-Test-Id: %s\r\n"
-                    "Connection: close\r\n\r\n"
-                    % (path, H.new_test_id())).encode())
-        data = b""
-        for _ in range(1000):
-            chunk = ss.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        sess, reused = ss.session, ss.session_reused
-        ss.close()
-    finally:
-        sock.close()
-    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-    user = None
-    for line in head[1:]:
-        k, _, v = line.partition(":")
-        if k.strip().lower() == "x-certauthz-user":
-            user = None if v.strip() in ("", "(null)") else v.strip()
-    return int(head[0].split(" ")[1]), user, sess, reused
+    st, headers, sess, reused = H.raw_tls_get(ctx, port, path,
+                                              session=session)
+    return st, headers.get("x-certauthz-user"), sess, reused
 
 
 def _wait_restarted(srv, before, timeout=20):

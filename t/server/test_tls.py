@@ -4,7 +4,6 @@ when the connection's client certificate changes (TLS 1.2 renegotiation,
 TLS 1.3 post-handshake authentication)."""
 
 import http.client
-import socket
 import ssl
 
 import pytest
@@ -13,44 +12,17 @@ import certauthz_harness as H
 
 
 def context(certs, cert=None, version=None, pha=False):
-    ctx = ssl.create_default_context(cafile=certs["root_ca"].crt)
-    if version is not None:
-        ctx.minimum_version = version
-        ctx.maximum_version = version
-    if pha:
-        ctx.post_handshake_auth = True
-    if cert is not None:
-        ctx.load_cert_chain(certs[cert].crt, certs[cert].key)
-    return ctx
+    return H.tls_context(certs["root_ca"].crt,
+                         certs[cert] if cert is not None else None,
+                         version, pha)
 
 
 def raw_get(ctx, port, path, session=None):
-    """One request on a new TLS connection, optionally resuming `session`.
-    Returns (status, headers dict, ssl session, session_reused)."""
-    test_id = H.new_test_id()
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    try:
-        ss = ctx.wrap_socket(sock, server_hostname="127.0.0.1",
-                             session=session)
-        ss.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\nX-Test-Id: %s\r\n"
-                    "Connection: close\r\n\r\n" % (path, test_id)).encode())
-        data = b""
-        for _ in range(1000):
-            chunk = ss.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        sess, reused = ss.session, ss.session_reused
-        ss.close()
-    finally:
-        sock.close()
-    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-    status = int(head[0].split(" ")[1])
-    headers = {}
-    for line in head[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    return status, headers, sess, reused
+    """One request on a new TLS connection (no SNI: the name is an IP
+    address), optionally resuming `session`.  Returns (status, headers
+    dict, ssl session, session_reused)."""
+    return H.raw_tls_get(ctx, port, path, sni="127.0.0.1", host="localhost",
+                         session=session)
 
 
 def hdr(headers, name):

@@ -24,7 +24,6 @@ stays as it is.  Only 127.0.0.1; every client run has a timeout.
 import http.client
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import textwrap
@@ -91,18 +90,13 @@ def _config(srv):
     sni_vhosts = []
     for port, strict in ((p[P_SNI], False), (p[P_SNI_STRICT], True)):
         extra = "SSLStrictSNIVHostCheck on\n" if strict else ""
-        sni_vhosts.append(H.ssl_vhost(
-            port, server_name="a.localhost", crt="conf/ssl/sni.crt",
-            key="conf/ssl/sni.key", body=h1 + "\n" + extra + ca_root
-            + "\nSSLVerifyClient optional\nSSLVerifyDepth 2\n"
-            + _loc("/", MAP + "\nRequire all granted") + "\n"
-            + _loc("/mapped", MAP + "\nRequire cert-mapped")))
-        sni_vhosts.append(H.ssl_vhost(
-            port, server_name="b.localhost", crt="conf/ssl/sni.crt",
-            key="conf/ssl/sni.key", body=h1 + "\n" + extra + ca_partner
-            + "\nSSLVerifyClient optional\nSSLVerifyDepth 2\n"
-            + _loc("/", MAP + "\nRequire all granted") + "\n"
-            + _loc("/mapped", MAP + "\nRequire cert-mapped")))
+        for name, ca in (("a.localhost", ca_root), ("b.localhost", ca_partner)):
+            sni_vhosts.append(H.ssl_vhost(
+                port, server_name=name, crt="conf/ssl/sni.crt",
+                key="conf/ssl/sni.key", body=h1 + "\n" + extra + ca
+                + "\nSSLVerifyClient optional\nSSLVerifyDepth 2\n"
+                + _loc("/", MAP + "\nRequire all granted") + "\n"
+                + _loc("/mapped", MAP + "\nRequire cert-mapped")))
 
     # the same ServerName twice (mod_ssl's session id context is
     # "ServerName:port", port 443 when ServerName has none): two ports
@@ -422,51 +416,15 @@ def test_pha_first_certificate(srv, tlsclient):
 
 
 def _py_ctx(certs, cert=None, tls=None, pha=False):
-    ctx = ssl.create_default_context(cafile=certs["root_ca"].crt)
-    if tls:
-        v = {"1.2": ssl.TLSVersion.TLSv1_2,
-             "1.3": ssl.TLSVersion.TLSv1_3}[tls]
-        ctx.minimum_version = ctx.maximum_version = v
-    if pha:
-        ctx.post_handshake_auth = True
-    if cert:
-        ctx.load_cert_chain(certs[cert].crt, certs[cert].key)
-    return ctx
+    return H.tls_context(certs["root_ca"].crt, certs[cert] if cert else None,
+                         tls, pha)
 
 
 def py_get(ctx, port, path, sni="localhost", host=None, session=None):
     """One request on a new connection (Python ssl).  Returns (status or
     "ERR", headers, session, session_reused)."""
-    test_id = H.new_test_id()
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    try:
-        try:
-            ss = ctx.wrap_socket(sock, server_hostname=sni, session=session)
-            ss.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nX-Test-Id: %s\r\n"
-                        "Connection: close\r\n\r\n"
-                        % (path, host or sni, test_id)).encode())
-            data = b""
-            for _ in range(1000):
-                chunk = ss.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            sess, reused = ss.session, ss.session_reused
-            ss.close()
-        except (ssl.SSLError, ConnectionError, socket.timeout) as e:
-            return "ERR", {"error": str(e)}, None, False
-    finally:
-        sock.close()
-    if not data:
-        return "ERR", {"error": "no response"}, None, False
-    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-    status = int(head[0].split(" ")[1])
-    headers = {}
-    for line in head[1:]:
-        k, _, v = line.partition(":")
-        v = v.strip()
-        headers[k.strip().lower()] = None if v in ("", "(null)") else v
-    return status, headers, sess, reused
+    return H.raw_tls_get(ctx, port, path, sni=sni, host=host,
+                         session=session, errors_as_result=True)
 
 
 @pytest.mark.parametrize("path", ["/req/", "/req-alice/", "/req-authtype/"])
@@ -611,24 +569,11 @@ def test_h2_parallel_streams_five_maps(srv, certs, need_curl_http2):
     connections (alice, bob) at once: every stream gets the identity of
     its own map and its own connection's certificate."""
     paths = ["/m%d/ok.txt" % (1 + i % NMAPS) for i in range(40)]
-    results, errors = {}, []
-
-    def run(name):
-        try:
-            results[name] = H.curl_h2(srv.ports[P_H2OPT], paths,
-                                      certs["root_ca"].crt,
-                                      cert=certs[name], parallel=True)
-        except Exception as e:  # reported below
-            errors.append((name, e))
-
-    threads = [threading.Thread(target=run, args=(n,))
-               for n in ("alice", "bob")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not any(t.is_alive() for t in threads), "curl hung"
-    assert not errors, errors
+    results = H.run_concurrently(
+        ("alice", "bob"),
+        lambda name: H.curl_h2(srv.ports[P_H2OPT], paths,
+                               certs["root_ca"].crt, cert=certs[name],
+                               parallel=True))
     for name in ("alice", "bob"):
         rs = results[name]
         assert all(r.protocol == "HTTP/2" for r in rs), rs

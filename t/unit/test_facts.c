@@ -19,6 +19,7 @@
 #include "certauthz_match.h"
 #include "../certgen.h"
 #include "tap.h"
+#include "testutil.h"
 
 #define B(s) s, sizeof(s) - 1
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -202,16 +203,6 @@ static void test_rich(void)
 
 /* Set the value of entry idx of a name in place (OpenSSL 3 refuses to
  * add such entries, and cannot parse them from DER). */
-static void patch_entry(X509_NAME *name, int idx, int type, const char *bytes,
-                        int len)
-{
-    if (!X509_NAME_ENTRY_set_data(X509_NAME_get_entry(name, idx), type,
-                                  (const unsigned char *)bytes, len)) {
-        diag("cannot patch name entry");
-        abort();
-    }
-}
-
 static void test_hostile_names(void)
 {
     certauthz_facts_t *f;
@@ -264,12 +255,7 @@ static void test_hostile_names(void)
     check_values(f, CERTAUTHZ_DN, VALS("CN=\\01ctl"), "control char in CN");
 
     /* built in memory: values OpenSSL would not parse from DER */
-    static const struct {
-        int type;
-        const char *bytes;
-        int len;
-        const char *what;
-    } bad[] = {
+    static const bad_value_t bad[] = {
         {V_ASN1_UTF8STRING, "a\xC3(", 3, "invalid UTF-8 UTF8String CN"},
         {V_ASN1_UTF8STRING, "\xC0\xAF", 2, "overlong UTF8String CN"},
         {V_ASN1_INTEGER, "\x05", 1, "INTEGER CN"},
