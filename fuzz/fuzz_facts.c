@@ -1,0 +1,309 @@
+/*
+ * fuzz_facts.c -- fuzz target of fact extraction from X.509 certificates.
+ *
+ * Input: a DER certificate (or PEM text, read with certauthz_x509_read,
+ * when d2i_X509 rejects the input).  When d2i_X509 accepts it,
+ * certauthz_facts_from_x509() must succeed and give facts that keep the
+ * hardening rules of SPEC section 1:
+ *   - every string fact (text and key) is valid UTF-8 without NUL;
+ *   - a cn fact only when the subject has exactly one CN (cn_count == 1),
+ *     and at most one; serial, sha256, spki exactly one each, canonical;
+ *   - keys of case-folding types (email, dns, upn) are lower case, keys of
+ *     the others equal the text; ip text is canonical;
+ *   - the dn fact exists exactly when the subject is representable, and the
+ *     subject's (and issuer's) RFC 4514 text parses back to an equal DN;
+ *   - every value can be written as an exact selector that matches it.
+ * The facts are then resolved against a fixed map (exact, glob and regex
+ * rules of every type, $N substitutions, deny rules, issuer sections) and
+ * cross-checked with certauthz_map_each_match().
+ */
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "fuzz_common.h"
+
+static apr_pool_t *gpool;
+static certauthz_map_t *fixed_map;
+static unsigned fixed_lines;
+
+static const char fixed_map_text[] =
+    "# fixed map of fuzz_facts.c\n"
+    "deny serial:4F2A9C01\n"
+    "deny cn:revoked\n"
+    "deny dns:*.evil.example\n"
+    "deny uri~^javascript:\n"
+    "cn:alice alice staff,admins\n"
+    "email:alice@example.com alice2\n"
+    "dns:*.build.example.com ci-robot robots\n"
+    "uri:spiffe://example.org/ns/prod/sa/api api-prod services\n"
+    "upn:carol@corp.example.com carol\n"
+    "ip:2001:db8::1 v6host\n"
+    "ip:192.0.2.* v4net\n"
+    "serial:01 serial-one\n"
+    "serial:*FF* serial-ff\n"
+    "dn:\"CN=Dave Smith,OU=Ops,O=Example\" dave ops\n"
+    "dn~^CN=([^,+]*) dn-$1 \"from-dn, $1\"\n"
+    "cn~^svc-([a-z0-9-]+)$ svc-$1 services\n"
+    "cn~^(.*)$ cn-$1 g$1\n"
+    "email~^([^@]*)@(.*)$ $1 $2,mail\n"
+    "dns~(.+) host-$1\n"
+    "upn~^(.+)@ upn-$1\n"
+    "uri~^(?:[a-z]+)://([^/]*)/(.*)$ $1 $2\n"
+    "ip~^(.*)$ ip-$1\n"
+    "serial~^(.)(.)(.)?(.)? s$1$2$3$4 $4\n"
+    "sha256~^(.{8}) h-$1\n"
+    "spki~^(.{6}) k-$1\n"
+    "[issuer \"CN=Partner CA,O=Partner Inc\"]\n"
+    "deny serial:0A\n"
+    "cn~^(.+)$ partner-$1 partners\n"
+    "[issuer \"CN=certgen\"]\n"
+    "deny email:*@blocked.example\n"
+    "cn:certgen selfsigned\n"
+    "[any-issuer]\n"
+    "dn:\" \" empty-subject\n";
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    apr_array_header_t *errs;
+
+    (void)argc;
+    (void)argv;
+    fuzz_init();
+    if (apr_pool_create(&gpool, NULL) != APR_SUCCESS)
+        abort();
+    fixed_lines = count_lines(fixed_map_text, sizeof(fixed_map_text) - 1);
+    if (certauthz_map_parse(&fixed_map, "fixed.map", fixed_map_text,
+                            sizeof(fixed_map_text) - 1, &errs, gpool)
+        != APR_SUCCESS) {
+        for (int i = 0; i < errs->nelts; i++) {
+            certauthz_error_t *e = &APR_ARRAY_IDX(errs, i, certauthz_error_t);
+            fprintf(stderr, "fixed.map:%u: %s\n", e->line, e->reason);
+        }
+        abort();
+    }
+    return 0;
+}
+
+static int is_upper_hex(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'A' && *s <= 'F')))
+            return 0;
+    return 1;
+}
+
+static void check_value(certauthz_type_e t, const certauthz_value_t *v,
+                        const certauthz_facts_t *f, apr_pool_t *p)
+{
+    const char *name = certauthz_type_name(t);
+
+    CHECK(v->text && v->key, "%s fact without text or key", name);
+    size_t tlen = strlen(v->text);
+    CHECK(certauthz_utf8_valid(v->text, tlen), "%s fact text not UTF-8: %s",
+          name, show(v->text, tlen, p));
+
+    switch (t) {
+    case CERTAUTHZ_DN:
+        CHECK(f->subject != NULL, "dn fact without a subject");
+        CHECK(!strcmp(v->text, certauthz_dn_text(f->subject)),
+              "dn fact text is not the subject's text");
+        {
+            apr_size_t klen;
+            const char *key = certauthz_dn_key(f->subject, &klen);
+            CHECK(klen == v->key_len && !memcmp(key, v->key, klen),
+                  "dn fact key is not the subject's key");
+        }
+        break;
+    case CERTAUTHZ_EMAIL:
+    case CERTAUTHZ_DNS:
+    case CERTAUTHZ_UPN:
+        CHECK(v->key_len == tlen && strlen(v->key) == tlen,
+              "%s key length %zu, text length %zu", name, (size_t)v->key_len,
+              tlen);
+        CHECK(!has_upper(v->key, v->key_len), "%s key not lower case: %s", name,
+              show(v->key, v->key_len, p));
+        {
+            char *low = certauthz_pstrndup_fold(v->text, tlen, 1, p);
+            CHECK(!memcmp(low, v->key, tlen), "%s key is not the folded text",
+                  name);
+        }
+        break;
+    default:
+        CHECK(v->key_len == tlen && !memcmp(v->key, v->text, tlen),
+              "%s key differs from its text: %s / %s", name,
+              show(v->text, tlen, p), show(v->key, v->key_len, p));
+        break;
+    }
+
+    switch (t) {
+    case CERTAUTHZ_IP: {
+        const char *canon = certauthz_ip_normalize(v->text, tlen, p);
+        CHECK(canon && !strcmp(canon, v->text), "ip fact not canonical: %s",
+              show(v->text, tlen, p));
+        break;
+    }
+    case CERTAUTHZ_SERIAL: {
+        const char *d = v->text + (v->text[0] == '-');
+        CHECK(*d && is_upper_hex(d) && (d[0] != '0' || !d[1]),
+              "serial fact not canonical: %s", show(v->text, tlen, p));
+        break;
+    }
+    case CERTAUTHZ_SHA256:
+        CHECK(tlen == 64 && is_upper_hex(v->text), "sha256 fact: %s",
+              show(v->text, tlen, p));
+        break;
+    case CERTAUTHZ_SPKI: {
+        const char *why;
+        CHECK(certauthz_spki_normalize(v->text, tlen, &why, p),
+              "spki fact rejected as a selector value: %s", v->text);
+        break;
+    }
+    default:
+        break;
+    }
+
+    /* the value written as an exact selector matches it */
+    if (tlen > 0) {
+        certauthz_selector_t sel;
+        const char *why = NULL;
+        apr_status_t rv =
+            certauthz_selector_make(&sel, t, v->text, tlen, &why, p);
+        const char *issue =
+            t == CERTAUTHZ_DN ? dn_text_known_issue(v->text) : NULL;
+        if (issue
+            && (rv != APR_SUCCESS
+                || certauthz_selector_match_value(&sel, v, NULL) != 1)) {
+            KNOWN(0, issue, "dn fact %s cannot be written as a dn: selector",
+                  show(v->text, tlen, p));
+            return;
+        }
+        CHECK(rv == APR_SUCCESS, "%s fact %s is not a selector value: %s", name,
+              show(v->text, tlen, p), why ? why : "");
+        CHECK(certauthz_selector_match_value(&sel, v, NULL) == 1,
+              "%s fact %s does not match its own selector", name,
+              show(v->text, tlen, p));
+    }
+}
+
+/* The DN text names every attribute type of the certificate name, by a
+ * short name or by its whole dotted OID (found: DN-OID-ALIAS, OIDs of 128+
+ * characters were all printed and keyed as "0.0" before 38de522). */
+static void check_dn_types(const certauthz_dn_t *dn, const X509_NAME *name,
+                           const char *what, apr_pool_t *p)
+{
+    const char *text = certauthz_dn_text(dn);
+
+    for (int i = 0; i < X509_NAME_entry_count(name); i++) {
+        const ASN1_OBJECT *o =
+            X509_NAME_ENTRY_get_object(X509_NAME_get_entry(name, i));
+        int nid = OBJ_obj2nid(o);
+        int n = OBJ_obj2txt(NULL, 0, o, 1);
+        if (n <= 0)
+            continue;
+        char *oid = apr_palloc(p, (apr_size_t)n + 2);
+        OBJ_obj2txt(oid, n + 1, o, 1);
+        const char *sn = nid != NID_undef ? OBJ_nid2sn(nid) : NULL;
+        /* at the start or after ',' or '+', followed by '=' */
+        int found = 0;
+        for (int k = 0; k < 2 && !found; k++) {
+            const char *want = k ? sn : oid;
+            size_t wl = want ? strlen(want) : 0;
+            for (const char *h = want ? strstr(text, want) : NULL; h && !found;
+                 h = strstr(h + 1, want))
+                found =
+                    (h == text || h[-1] == ',' || h[-1] == '+') && h[wl] == '=';
+        }
+        CHECK(found, "%s text does not show attribute type %s: %s", what,
+              show(oid, strlen(oid), p), show(text, strlen(text), p));
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const unsigned char *q = data;
+    X509 *x;
+    apr_pool_t *p;
+    certauthz_facts_t *f = NULL;
+    apr_status_t rv;
+
+    if (size > 0x7fffffff)
+        return 0;
+    x = d2i_X509(NULL, &q, (long)size);
+    if (!x) {
+        /* PEM text: certauthz_x509_read (the certauthz tool's reader) */
+        if (!memmem(data, size, "-----BEGIN", 10)
+            || certauthz_x509_read(&x, (const char *)data, size)
+                   != APR_SUCCESS) {
+            ERR_clear_error();
+            return 0;
+        }
+        CHECK(x != NULL, "certauthz_x509_read succeeded without a cert");
+        q = NULL; /* no DER bytes to hash */
+    }
+    p = input_pool();
+    rv = certauthz_facts_from_x509(&f, x, p);
+    CHECK(rv == APR_SUCCESS,
+          "certauthz_facts_from_x509 failed (status %d) on a certificate "
+          "d2i_X509 accepts",
+          rv);
+    if (rv == APR_SUCCESS) {
+        CHECK(f != NULL, "success without facts");
+        CHECK(f->of[CERTAUTHZ_CN].n <= 1, "%d cn facts", f->of[CERTAUTHZ_CN].n);
+        CHECK(f->of[CERTAUTHZ_CN].n == 0 || f->cn_count == 1,
+              "cn fact although the subject has %d CNs", f->cn_count);
+        CHECK(f->of[CERTAUTHZ_DN].n == (f->subject != NULL),
+              "%d dn facts, subject %s", f->of[CERTAUTHZ_DN].n,
+              f->subject ? "present" : "absent");
+        CHECK(f->of[CERTAUTHZ_SERIAL].n == 1 && f->of[CERTAUTHZ_SHA256].n == 1
+                  && f->of[CERTAUTHZ_SPKI].n == 1,
+              "serial/sha256/spki counts %d/%d/%d", f->of[CERTAUTHZ_SERIAL].n,
+              f->of[CERTAUTHZ_SHA256].n, f->of[CERTAUTHZ_SPKI].n);
+        CHECK(f->cn_count >= 0 && f->dropped >= 0, "negative counters");
+        if (f->cn_count == 1 && f->of[CERTAUTHZ_CN].n == 0)
+            CHECK(f->dropped > 0, "single CN neither a fact nor dropped");
+        if (!f->subject || !f->issuer)
+            CHECK(f->dropped > 0, "DN not representable but nothing dropped");
+        CHECK(f->not_before && f->not_after, "no validity text");
+
+        for (int t = 0; t < CERTAUTHZ_NTYPES; t++) {
+            CHECK(f->of[t].n >= 0 && (f->of[t].n == 0 || f->of[t].v),
+                  "bad value array of type %d", t);
+            for (int i = 0; i < f->of[t].n; i++)
+                check_value((certauthz_type_e)t, &f->of[t].v[i], f, p);
+        }
+        if (f->subject) {
+            check_dn_roundtrip(f->subject, "subject DN", p);
+            check_dn_types(f->subject, X509_get_subject_name(x), "subject DN",
+                           p);
+        }
+        if (f->issuer) {
+            check_dn_roundtrip(f->issuer, "issuer DN", p);
+            check_dn_types(f->issuer, X509_get_issuer_name(x), "issuer DN", p);
+        }
+
+        /* sha256 is the SHA-256 of the DER certificate: for a DER input
+         * the bytes sent; for a BER input (accepted by d2i_X509) OpenSSL's
+         * DER re-encoding, as `openssl x509 -fingerprint -sha256` gives it
+         * (decided; was finding SHA256-REENCODED) */
+        {
+            unsigned char md[EVP_MAX_MD_SIZE], *der = NULL;
+            unsigned int mdlen = 0;
+            int dlen = i2d_X509(x, &der);
+            if (dlen > 0 && EVP_Digest(der, (size_t)dlen, md, &mdlen,
+                                       EVP_sha256(), NULL)) {
+                const char *hex = certauthz_hex_upper(md, mdlen, p);
+                CHECK(!strcmp(hex, f->of[CERTAUTHZ_SHA256].v[0].text),
+                      "sha256 fact %s is not SHA-256 of the DER encoding "
+                      "(%s)",
+                      f->of[CERTAUTHZ_SHA256].v[0].text, hex);
+            }
+            OPENSSL_free(der);
+        }
+
+        check_resolution(fixed_map, f, fixed_lines, apr_hash_make(p), p);
+    }
+
+    X509_free(x);
+    input_done(p);
+    return 0;
+}
