@@ -158,6 +158,7 @@ int main(int argc, char **argv)
         for (char *d = strtok_r(dirs, " ", &save); d;
              d = strtok_r(NULL, " ", &save))
             walk(d);
+        free(dirs);
     }
 #else
     if (argc < 2) {
