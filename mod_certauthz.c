@@ -13,12 +13,15 @@
  *   none (SSL_CLIENT_VERIFY NONE) denied                  denied           403
  *   not verified (GENEROUS,       denied                  denied           403
  *     FAILED:*)
- *   matches a deny rule           denied                  denied           403
+ *   matches a deny rule of the    the request is refused (403) in the access phase, whatever
+ *     map in scope                the Require lines say (so Require not cannot rescue it)
  *   no rule maps it               denied                  by its fact      CertAuthzUnmapped: 403
  *                                                                           or user = that fact
  *   a rule maps it                by user/groups          by its fact      user = mapped user
  *
- * Only SSL_CLIENT_VERIFY == "SUCCESS" counts as verified.  "Denied" is
+ * Only SSL_CLIENT_VERIFY == "SUCCESS" counts as verified, and a resumed
+ * session's certificate must also verify against the serving vhost's
+ * store (reverify_resumed).  "Denied" is
  * AUTHZ_DENIED, never AUTHZ_DENIED_NO_USER, so refusals are 403, not 401.
  * AuthType Certificate sets r->user in the access_checker phase (after
  * mod_ssl's, which may renegotiate), so mod_authz_core decides Require
