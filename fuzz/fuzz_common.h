@@ -228,6 +228,15 @@ FUZZ_HELPER void check_dn_roundtrip(const certauthz_dn_t *dn, const char *what,
           "%s: parse(text) differs from the DN\n  text: %s\n  key:  %s\n  "
           "key2: %s",
           what, show(text, tlen, p), show(key, klen, p), show(key2, klen2, p));
+    CHECK(certauthz_dn_same_issuer(dn, again),
+          "%s: parse(text) is not the same issuer", what);
+    {
+        apr_size_t c1, c2;
+        const char *k1 = certauthz_dn_issuer_key(dn, &c1);
+        const char *k2 = certauthz_dn_issuer_key(again, &c2);
+        CHECK(c1 == c2 && !memcmp(k1, k2, c1),
+              "%s: issuer key changes through the text", what);
+    }
     CHECK(certauthz_dn_count(dn) == certauthz_dn_count(again),
           "%s: RDN count %d, after round trip %d", what, certauthz_dn_count(dn),
           certauthz_dn_count(again));

@@ -95,6 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
           show(key2, klen2, p));
     CHECK(!strcmp(certauthz_dn_text(dn), certauthz_dn_text(dn2)),
           "text not deterministic");
+    CHECK(certauthz_dn_same_issuer(dn, dn2), "issuer key not deterministic");
 
     check_dn_roundtrip(dn, "DN", p);
 

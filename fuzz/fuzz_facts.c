@@ -227,6 +227,31 @@ static void check_dn_types(const certauthz_dn_t *dn, const X509_NAME *name,
     }
 }
 
+/* 1 when the name has a value whose type OpenSSL's name canonicalisation
+ * leaves as it is (x509_name_canon folds only UTF8String, BMPString,
+ * UniversalString, PrintableString, T61String, IA5String, VisibleString;
+ * a NumericString, say, is compared with its type and bytes). */
+static int names_outside_canon(const X509_NAME *name)
+{
+    for (int i = 0; i < X509_NAME_entry_count(name); i++) {
+        const ASN1_STRING *v =
+            X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+        switch (ASN1_STRING_type(v)) {
+        case V_ASN1_UTF8STRING:
+        case V_ASN1_BMPSTRING:
+        case V_ASN1_UNIVERSALSTRING:
+        case V_ASN1_PRINTABLESTRING:
+        case V_ASN1_T61STRING:
+        case V_ASN1_IA5STRING:
+        case V_ASN1_VISIBLESTRING:
+            break;
+        default:
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const unsigned char *q = data;
@@ -280,6 +305,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (int i = 0; i < f->of[t].n; i++)
                 check_value((certauthz_type_e)t, &f->of[t].v[i], f, p);
         }
+        /* [issuer] sections and Require cert-issuer compare issuers the
+         * way OpenSSL matches a certificate's issuer to its CA's subject:
+         * differential against X509_NAME_cmp on the two names of the
+         * certificate (the same for self-issued ones) */
+        if (f->subject && f->issuer) {
+            int ossl =
+                X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x))
+                == 0;
+            int ours = certauthz_dn_same_issuer(f->subject, f->issuer);
+            KNOWN(ossl == ours
+                      || !(names_outside_canon(X509_get_subject_name(x))
+                           || names_outside_canon(X509_get_issuer_name(x))),
+                  "ISSUER-CANON-TYPES",
+                  "a value type OpenSSL does not canonicalise (e.g. "
+                  "NumericString) folded: X509_NAME_cmp %s, same_issuer %s",
+                  ossl ? "same" : "different", ours ? "same" : "different");
+            if (ossl != ours
+                && (names_outside_canon(X509_get_subject_name(x))
+                    || names_outside_canon(X509_get_issuer_name(x))))
+                ours = ossl; /* noted above */
+            CHECK(ossl == ours,
+                  "X509_NAME_cmp says %s, certauthz_dn_same_issuer says %s"
+                  "\n  subject: %s\n  issuer:  %s",
+                  ossl ? "same" : "different", ours ? "same" : "different",
+                  certauthz_dn_text(f->subject), certauthz_dn_text(f->issuer));
+            if (certauthz_dn_equal(f->subject, f->issuer))
+                CHECK(ours, "equal DNs but not the same issuer");
+        }
         if (f->subject) {
             check_dn_roundtrip(f->subject, "subject DN", p);
             check_dn_types(f->subject, X509_get_subject_name(x), "subject DN",
@@ -298,8 +351,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             unsigned char md[EVP_MAX_MD_SIZE], *der = NULL;
             unsigned int mdlen = 0;
             int dlen = i2d_X509(x, &der);
-            if (dlen > 0 && EVP_Digest(der, (size_t)dlen, md, &mdlen,
-                                       EVP_sha256(), NULL)) {
+            if (dlen > 0
+                && EVP_Digest(der, (size_t)dlen, md, &mdlen, EVP_sha256(),
+                              NULL)) {
                 const char *hex = certauthz_hex_upper(md, mdlen, p);
                 CHECK(!strcmp(hex, f->of[CERTAUTHZ_SHA256].v[0].text),
                       "sha256 fact %s is not SHA-256 of the DER encoding "

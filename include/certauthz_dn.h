@@ -48,7 +48,9 @@ apr_status_t certauthz_dn_from_x509(certauthz_dn_t **dn, const X509_NAME *name,
 int certauthz_dn_equal(const certauthz_dn_t *a, const certauthz_dn_t *b);
 
 /* Issuer comparison: equal under OpenSSL's name canonicalisation (ASCII
- * case folded, white space trimmed and collapsed in each value), the rule
+ * case folded, white space trimmed and collapsed in each value of the
+ * string types OpenSSL folds; a value of another type, such as
+ * NumericString, compared with its type as is), the rule
  * OpenSSL uses to find a certificate's issuing CA while it builds the
  * chain.  Used for [issuer] sections and Require cert-issuer, so that an
  * issuer field spelt differently from its CA's subject (which verifies all

@@ -20,7 +20,27 @@ typedef struct {
     const char *name; /* short name for display, or the dotted OID */
     const char *val;  /* UTF-8, no NUL inside */
     apr_size_t vlen;
+    int raw_tag; /* 0: a string type OpenSSL canonicalises (and text);
+                       * else the ASN.1 tag of a type it compares as is */
 } ava_t;
+
+/* The string types OpenSSL's x509_name_canon folds (ASN1_MASK_CANON); a
+ * value of another type (NumericString, say) keeps its type and bytes. */
+static int canon_tag(int type)
+{
+    switch (type) {
+    case V_ASN1_UTF8STRING:
+    case V_ASN1_BMPSTRING:
+    case V_ASN1_UNIVERSALSTRING:
+    case V_ASN1_PRINTABLESTRING:
+    case V_ASN1_T61STRING:
+    case V_ASN1_IA5STRING:
+    case V_ASN1_VISIBLESTRING:
+        return 0;
+    default:
+        return type > 0 ? type : 1;
+    }
+}
 
 typedef struct {
     int n;
@@ -116,6 +136,51 @@ static void append(apr_array_header_t *out, const char *s, apr_size_t n)
         *(char *)apr_array_push(out) = s[i];
 }
 
+/* A value of a type OpenSSL compares as is (NumericString, the time
+ * types) is printed in RFC 4514's '#' hex form of its DER, so that the text
+ * reads back with its type.  Those types hold one byte per character, so
+ * the UTF-8 value maps back to its bytes.  0 when it cannot be encoded. */
+static int append_hex_value(apr_array_header_t *out, const ava_t *a)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    unsigned char *bytes = malloc(a->vlen ? a->vlen : 1), *der = NULL;
+    const unsigned char *u = (const unsigned char *)a->val;
+    apr_size_t n = 0, i = 0;
+    ASN1_STRING *str = NULL;
+    ASN1_TYPE *t = NULL;
+    int len = -1;
+
+    while (bytes && i < a->vlen) { /* UTF-8 of code points < 256 */
+        if (u[i] < 0x80)
+            bytes[n++] = u[i++];
+        else if ((u[i] & 0xE0) == 0xC0 && u[i] <= 0xC3 && i + 1 < a->vlen) {
+            bytes[n++] =
+                (unsigned char)(((u[i] & 0x03) << 6) | (u[i + 1] & 0x3F));
+            i += 2;
+        }
+        else
+            break;
+    }
+    if (bytes && i == a->vlen && (str = ASN1_STRING_type_new(a->raw_tag))
+        && ASN1_STRING_set(str, bytes, (int)n) && (t = ASN1_TYPE_new())) {
+        ASN1_TYPE_set(t, a->raw_tag, str);
+        str = NULL; /* owned by t */
+        len = i2d_ASN1_TYPE(t, &der);
+    }
+    if (len > 0) {
+        append(out, "#", 1);
+        for (int k = 0; k < len; k++) {
+            *(char *)apr_array_push(out) = hex[der[k] >> 4];
+            *(char *)apr_array_push(out) = hex[der[k] & 15];
+        }
+    }
+    OPENSSL_free(der);
+    ASN1_TYPE_free(t);
+    ASN1_STRING_free(str);
+    free(bytes);
+    return len > 0;
+}
+
 /* Sort each RDN's attributes and build the key and the display text. */
 /* A value as OpenSSL canonicalises names to match a certificate's issuer
  * to its CA (x509_name_canon): leading and trailing white space dropped,
@@ -167,8 +232,11 @@ static void canon_key(certauthz_dn_t *dn, apr_pool_t *p)
         ava_t *c = apr_palloc(p, sizeof(ava_t) * (r->n ? (size_t)r->n : 1));
         for (int j = 0; j < r->n; j++) {
             c[j] = r->ava[j];
-            c[j].val =
-                canon_value(r->ava[j].val, r->ava[j].vlen, &c[j].vlen, p);
+            if (c[j].raw_tag) /* compared as is, type included */
+                c[j].oid = apr_psprintf(p, "%s#%d", c[j].oid, c[j].raw_tag);
+            else
+                c[j].val =
+                    canon_value(r->ava[j].val, r->ava[j].vlen, &c[j].vlen, p);
         }
         qsort(c, (size_t)r->n, sizeof(ava_t), ava_cmp);
         if (i)
@@ -204,7 +272,8 @@ static certauthz_dn_t *dn_finish(certauthz_dn_t *dn, apr_pool_t *p)
             append_ava_key(key, a);
             append(txt, a->name, strlen(a->name));
             append(txt, "=", 1);
-            append_escaped(txt, a->val, a->vlen);
+            if (!a->raw_tag || !append_hex_value(txt, a))
+                append_escaped(txt, a->val, a->vlen);
         }
     }
     dn->keylen = (apr_size_t)key->nelts;
@@ -305,6 +374,7 @@ apr_status_t certauthz_dn_from_x509(certauthz_dn_t **pdn, const X509_NAME *name,
         ava_t *a = &dn->rdn[r].ava[dn->rdn[r].n++];
         set_type(a, X509_NAME_ENTRY_get_object(e), p);
         a->val = string_utf8(X509_NAME_ENTRY_get_data(e), &a->vlen, p);
+        a->raw_tag = canon_tag(ASN1_STRING_type(X509_NAME_ENTRY_get_data(e)));
         if (!a->val)
             return CERTAUTHZ_EBADINPUT;
     }
@@ -436,7 +506,10 @@ static int parse_hex_value(parser_t *ps, ava_t *a)
     case V_ASN1_UNIVERSALSTRING:
     case V_ASN1_VISIBLESTRING:
     case V_ASN1_NUMERICSTRING:
+    case V_ASN1_UTCTIME:
+    case V_ASN1_GENERALIZEDTIME:
         a->val = string_utf8(t->value.asn1_string, &a->vlen, ps->p);
+        a->raw_tag = canon_tag(t->type);
         break;
     default:
         a->val = NULL;
