@@ -104,6 +104,16 @@ const certauthz_selector_t *certauthz_rule_selector(const certauthz_rule_t *r);
 /* Issuer DN of the rule's section, or NULL for rules that apply to all. */
 const certauthz_dn_t *certauthz_rule_issuer(const certauthz_rule_t *rule);
 
+/* Every rule (deny rules included) in file order: i < nrules. */
+unsigned certauthz_map_nrules(const certauthz_map_t *map);
+const certauthz_rule_t *certauthz_map_rule(const certauthz_map_t *map,
+                                           unsigned i);
+/* User and groups of an allow rule as written (may hold $N); NULL / 0 for
+ * a deny rule. */
+const char *certauthz_rule_user(const certauthz_rule_t *rule);
+int certauthz_rule_groups(const certauthz_rule_t *rule,
+                          const char *const **groups);
+
 /* Groups joined with ',' (empty string when none). */
 const char *certauthz_identity_groups(const certauthz_identity_t *id,
                                       apr_pool_t *p);

@@ -811,6 +811,29 @@ const certauthz_dn_t *certauthz_rule_issuer(const certauthz_rule_t *r)
     return r->scope ? r->map->issuer_dn[r->scope] : NULL;
 }
 
+unsigned certauthz_map_nrules(const certauthz_map_t *m)
+{
+    return m->nrules;
+}
+
+const certauthz_rule_t *certauthz_map_rule(const certauthz_map_t *m,
+                                           unsigned i)
+{
+    return i < m->nrules ? &m->rules[i] : NULL;
+}
+
+const char *certauthz_rule_user(const certauthz_rule_t *r)
+{
+    return r->deny ? NULL : r->user;
+}
+
+int certauthz_rule_groups(const certauthz_rule_t *r,
+                          const char *const **groups)
+{
+    *groups = r->groups;
+    return r->deny ? 0 : r->ngroups;
+}
+
 const char *certauthz_identity_groups(const certauthz_identity_t *id,
                                       apr_pool_t *p)
 {
