@@ -31,7 +31,10 @@
 
 #include "apr_strings.h"
 #include "apr_hash.h"
+#include "apr_atomic.h"
+#include "apr_thread_cond.h"
 #include "apr_thread_mutex.h"
+#include "apr_thread_proc.h"
 
 #include "ap_config.h"
 #include "ap_provider.h"
@@ -61,28 +64,66 @@ APLOG_USE_MODULE(certauthz);
 
 /* ---- configuration ---------------------------------------------------
 
- * map_entry_t: one loaded map file.  Created while the configuration is
- * read (or when an .htaccess names a new file), owned by the registry,
- * never modified, shared by every scope naming the file.  gen is unique
- * per load, so caches key on it rather than on a pointer.
+ * Map files.  map_file_t: one map file named by the configuration, one per
+ * path, shared by every scope naming it, alive as long as the
+ * configuration (the registry's pool, in pconf: rebuilt on every graceful
+ * restart).  map_version_t: one load of that file, immutable, in a pool of
+ * its own.  Requests take the file's current version with version_take()
+ * and give it back when their pool is cleaned up; live reload (below)
+ * publishes a new version with one atomic exchange.
  */
+typedef struct map_version_t map_version_t;
+struct map_version_t {
+    certauthz_map_t *map;
+    apr_pool_t *pool;     /* the version's memory (own allocator) */
+    apr_uint32_t gen;     /* unique per load in this process */
+    apr_uint32_t refs;    /* requests holding it (atomic) */
+    apr_time_t loaded;    /* when */
+    apr_interval_time_t load_usec; /* how long the load took */
+    map_version_t *next;  /* retired list */
+};
+
+/* What stat() says of a file: any difference means "changed". */
+typedef struct {
+    apr_ino_t ino;
+    apr_dev_t dev;
+    apr_off_t size;
+    apr_time_t mtime, ctime;
+} file_sig_t;
+
 typedef struct {
     const char *path;
-    certauthz_map_t *map;
-    apr_uint32_t gen;
-} map_entry_t;
+    volatile void *current; /* map_version_t *: read, swapped atomically */
+    apr_uint32_t taking;    /* requests between reading current and counting
+                               themselves in it (atomic) */
+    int interval;           /* seconds between checks; 0: at restart only */
+    apr_array_header_t *servers; /* configuration time: servers naming it */
+    /* live reload state: the reload thread only */
+    file_sig_t sig;         /* of the file current was read from */
+    file_sig_t refused;     /* of a file not loaded (bad): not retried */
+    file_sig_t pending;     /* of a changed file waiting to settle */
+    apr_time_t pending_since;
+    apr_time_t next_check;
+    int missing;            /* the file could not be stat'ed last time */
+    map_version_t *retired; /* replaced versions not yet freed */
+    /* for the status page: under registry->lock */
+    apr_uint32_t reloads, failures;
+    apr_time_t last_error_at;
+    char last_error[512];
+} map_file_t;
 
-/* The registry lives in pconf: rebuilt on every (graceful) restart.
- * Written single-threaded while the configuration is read; after
- * child_init only under lock (.htaccess files are read at request time). */
+/* The registry: map files by path.  Written single-threaded while the
+ * configuration is read; after child_init only under lock (.htaccess files
+ * are read at request time, the reload thread reads the list). */
 typedef struct {
     apr_pool_t *pool;
     apr_hash_t *by_path;
     apr_thread_mutex_t *lock;
+    int any_reload; /* some server has a reload interval */
 } registry_t;
 
 static registry_t *registry;
-static apr_uint32_t next_gen = 1;
+static apr_uint32_t next_gen; /* atomic */
 
 enum {
     UNMAPPED_DENY = 0,
@@ -97,11 +138,11 @@ enum { AUDIT_OFF = 0, AUDIT_DENY, AUDIT_ALL };
 /* Per-directory configuration: created per section, merged parent->child
  * (a field set in the child wins, else the parent's), then read-only. */
 typedef struct {
-    const map_entry_t *map; /* NULL: unset */
-    int unmapped;           /* UNSET or UNMAPPED_* */
-    int setenv;             /* UNSET, 0, 1 */
-    int audit;              /* UNSET or AUDIT_* */
-    const char *scope;      /* section the map was set in, for messages */
+    map_file_t *map;    /* NULL: unset */
+    int unmapped;       /* UNSET or UNMAPPED_* */
+    int setenv;         /* UNSET, 0, 1 */
+    int audit;          /* UNSET or AUDIT_* */
+    const char *scope;  /* section the map was set in, for messages */
 } dir_conf_t;
 
 /* Per-server configuration, merged vhost over main server. */
@@ -167,9 +208,10 @@ static int conf_audit(const dir_conf_t *d)
 /* ---- map registry ---------------------------------------------------- */
 
 /* Every error on a line of its own (httpd shows a multi-line directive
- * error with literal "\n"), then the first one as the directive's error. */
+ * error with literal "\n"), then the first one as the directive's error.
+ * At startup the lines go to the console; on a reload, to s's error log. */
 static const char *format_errors(apr_pool_t *p, apr_array_header_t *errs,
-                                 int at_startup)
+                                 int at_startup, server_rec *s)
 {
     const certauthz_error_t *e = (const certauthz_error_t *)errs->elts;
     const char *first = NULL;
@@ -184,6 +226,9 @@ static const char *format_errors(apr_pool_t *p, apr_array_header_t *errs,
         if (at_startup && errs->nelts > 1)
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_ERR, 0, NULL,
                          "CERTAUTHZ0003: %s", one);
+        else if (s)
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "CERTAUTHZ0031: %s",
+                         one);
     }
     if (errs->nelts > 1)
         return apr_psprintf(p, "%s (%d errors in all%s)", first, errs->nelts,
@@ -191,44 +236,444 @@ static const char *format_errors(apr_pool_t *p, apr_array_header_t *errs,
     return first;
 }
 
-/* Find or load the map at path.  Returns an error message (all errors
- * found, FILE:LINE: reason each) or NULL. */
-static const char *registry_get(const map_entry_t **out, const char *path,
+/* A pool with an allocator of its own: safe to create, use and destroy
+ * from any one thread at a time, independent of every other pool. */
+static apr_pool_t *own_pool(const char *tag)
+{
+    apr_allocator_t *alloc;
+    apr_pool_t *p;
+
+    if (apr_allocator_create(&alloc) != APR_SUCCESS)
+        return NULL;
+    if (apr_pool_create_unmanaged_ex(&p, NULL, alloc) != APR_SUCCESS) {
+        apr_allocator_destroy(alloc);
+        return NULL;
+    }
+    apr_allocator_owner_set(alloc, p);
+    apr_pool_tag(p, tag);
+    return p;
+}
+
+static int stat_file(file_sig_t *sig, const char *path, apr_pool_t *p)
+{
+    apr_finfo_t fi;
+    apr_status_t rv = apr_stat(&fi, path,
+                               APR_FINFO_SIZE | APR_FINFO_MTIME
+                                   | APR_FINFO_CTIME | APR_FINFO_INODE
+                                   | APR_FINFO_DEV | APR_FINFO_TYPE,
+                               p);
+
+    memset(sig, 0, sizeof(*sig));
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_INCOMPLETE(rv))
+        return rv;
+    sig->ino = fi.inode;
+    sig->dev = fi.device;
+    sig->size = fi.size;
+    sig->mtime = fi.mtime;
+    sig->ctime = fi.ctime;
+    return fi.filetype == APR_REG ? APR_SUCCESS : APR_EGENERAL;
+}
+
+static int same_sig(const file_sig_t *a, const file_sig_t *b)
+{
+    return a->ino == b->ino && a->dev == b->dev && a->size == b->size
+           && a->mtime == b->mtime && a->ctime == b->ctime;
+}
+
+/* Load path into a new version.  Returns NULL with *err set (every error,
+ * FILE:LINE: reason; logged to s when s is not NULL). */
+static map_version_t *version_load(const char *path, const char **err,
+                                   int at_startup, server_rec *s,
+                                   apr_pool_t *errpool)
+{
+    apr_pool_t *vp = own_pool("certauthz_map");
+    certauthz_map_t *map = NULL;
+    apr_array_header_t *errs = NULL;
+    map_version_t *v;
+    apr_time_t t0 = apr_time_now();
+    apr_status_t rv;
+
+    if (!vp) {
+        *err = apr_psprintf(errpool, "%s: out of memory", path);
+        return NULL;
+    }
+    rv = certauthz_map_load(&map, path, &errs, vp);
+    if (rv != APR_SUCCESS || !map) {
+        *err = errs && errs->nelts
+                   ? format_errors(errpool, errs, at_startup, s)
+                   : apr_psprintf(errpool, "%s: cannot be loaded (%pm)", path,
+                                  &rv);
+        if (s && !(errs && errs->nelts))
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "CERTAUTHZ0031: %s",
+                         *err);
+        apr_pool_destroy(vp);
+        return NULL;
+    }
+    v = apr_pcalloc(vp, sizeof(*v));
+    v->map = map;
+    v->pool = vp;
+    v->gen = apr_atomic_inc32(&next_gen) + 1;
+    v->loaded = apr_time_now();
+    v->load_usec = v->loaded - t0;
+    return v;
+}
+
+/* Take the current version: the caller must version_give() it back.
+ * Lock-free: see "freeing a retired version" in the live reload section. */
+static map_version_t *version_take(map_file_t *f)
+{
+    map_version_t *v;
+
+    apr_atomic_inc32(&f->taking);
+    v = apr_atomic_casptr(&f->current, NULL, NULL); /* an atomic read */
+    apr_atomic_inc32(&v->refs);
+    apr_atomic_dec32(&f->taking);
+    return v;
+}
+
+static apr_status_t version_give(void *data)
+{
+    map_version_t *v = data;
+    apr_atomic_dec32(&v->refs);
+    return APR_SUCCESS;
+}
+
+/* Registry cleanup: the versions' pools are not children of pconf. */
+static apr_status_t map_file_cleanup(void *data)
+{
+    map_file_t *f = data;
+    map_version_t *v = (map_version_t *)f->current, *next;
+
+    if (v)
+        apr_pool_destroy(v->pool);
+    for (v = f->retired; v; v = next) {
+        next = v->next;
+        apr_pool_destroy(v->pool);
+    }
+    f->current = NULL;
+    f->retired = NULL;
+    return APR_SUCCESS;
+}
+
+/* Find or load the map file at path.  Returns an error message (all errors
+ * found, FILE:LINE: reason each) or NULL.  interval: for a file first named
+ * at request time (.htaccess); at configuration time post_config sets it
+ * from the servers that name the file. */
+static const char *map_file_get(map_file_t **out, const char *path,
+                                server_rec *s, int interval,
                                 apr_pool_t *errpool)
 {
-    map_entry_t *e;
+    map_file_t *f;
     const char *err = NULL;
+    int at_startup = registry->lock == NULL;
 
     if (registry->lock)
         apr_thread_mutex_lock(registry->lock);
-    e = apr_hash_get(registry->by_path, path, APR_HASH_KEY_STRING);
-    if (!e) {
-        apr_pool_t *mp;
-        certauthz_map_t *map = NULL;
-        apr_array_header_t *errs = NULL;
+    f = apr_hash_get(registry->by_path, path, APR_HASH_KEY_STRING);
+    if (!f) {
+        file_sig_t sig;
+        map_version_t *v;
 
-        apr_pool_create(&mp, registry->pool);
-        apr_pool_tag(mp, "certauthz_map");
-        apr_status_t rv = certauthz_map_load(&map, path, &errs, mp);
-        if (rv != APR_SUCCESS || !map) {
-            err = errs && errs->nelts
-                      ? format_errors(errpool, errs, registry->lock == NULL)
-                      : apr_psprintf(errpool, "%s: cannot be loaded (%pm)",
-                                     path, &rv);
-            apr_pool_destroy(mp);
-        }
-        else {
-            e = apr_pcalloc(mp, sizeof(*e));
-            e->path = apr_pstrdup(mp, path);
-            e->map = map;
-            e->gen = next_gen++;
-            apr_hash_set(registry->by_path, e->path, APR_HASH_KEY_STRING, e);
+        /* the signature from before the read: a change during the read is
+         * seen by the next check */
+        stat_file(&sig, path, errpool);
+        v = version_load(path, &err, at_startup, NULL, errpool);
+        if (v) {
+            f = apr_pcalloc(registry->pool, sizeof(*f));
+            f->path = apr_pstrdup(registry->pool, path);
+            f->current = v;
+            f->sig = sig;
+            f->interval = interval;
+            f->servers = apr_array_make(registry->pool, 2, sizeof(server_rec *));
+            apr_pool_cleanup_register(registry->pool, f, map_file_cleanup,
+                                      apr_pool_cleanup_null);
+            apr_hash_set(registry->by_path, f->path, APR_HASH_KEY_STRING, f);
         }
     }
+    if (f && at_startup)
+        *(server_rec **)apr_array_push(f->servers) = s;
     if (registry->lock)
         apr_thread_mutex_unlock(registry->lock);
-    *out = e;
+    *out = f;
     return err;
+}
+
+/* ---- live reload ---------------------------------------------------------
+ *
+ * Each child process runs one reload thread (started in child_init when
+ * some server has a CertAuthzReloadInterval above 0).  Every interval it
+ * stat()s each map file; a changed file is loaded to the side, and when
+ * it loads without error the new version replaces the current one with one
+ * atomic exchange.  Requests that hold the old version finish with it;
+ * requests that start afterwards take the new one.
+ *
+ * A half-written file is never loaded.  A changed file is loaded only
+ *  - when it has not changed for SETTLE (its mtime/ctime are that old, or
+ *    this thread saw the same size, times and inode SETTLE ago),
+ *  - when it is not empty and its last byte is a newline (a writer
+ *    interrupted mid-line, or a file truncated to be rewritten in place),
+ *  - and when stat() gives the same answer after the read as before it.
+ * So a file replaced by rename(2) (the recommended way) is loaded about
+ * SETTLE after the rename; a file rewritten in place once its writer has
+ * been quiet for SETTLE.  A file that is empty or lacks the final newline
+ * is logged and left alone until it changes again; so is a file with
+ * errors (every FILE:LINE: reason logged, the old version stays).  A file
+ * that disappears keeps its current version (logged once).
+ *
+ * Freeing a retired version: a request increments f->taking before it
+ * reads f->current and decrements it after it incremented the version's
+ * refs.  So once f->taking was seen at 0 after the exchange, every request
+ * that read the old pointer has counted itself in its refs; when those are
+ * 0 too, nothing holds the old version or can take it, and the thread frees
+ * it.  (The atomics are APR's, full barriers; the reads here go through
+ * apr_atomic_add32(x, 0) for the same ordering.)
+ */
+#define SETTLE apr_time_from_msec(1000)
+#define TICK apr_time_from_msec(250)
+
+typedef struct {
+    apr_thread_mutex_t *mutex;
+    apr_thread_cond_t *cond;
+    apr_thread_t *thread;
+    int stop;
+    server_rec *s;
+} reloader_t;
+
+static void set_last_error(map_file_t *f, const char *msg)
+{
+    apr_thread_mutex_lock(registry->lock);
+    if (msg) {
+        apr_cpystrn(f->last_error, msg, sizeof(f->last_error));
+        f->last_error_at = apr_time_now();
+        f->failures++;
+    }
+    else {
+        f->last_error[0] = '\0';
+        f->reloads++;
+    }
+    apr_thread_mutex_unlock(registry->lock);
+}
+
+static void free_retired(map_file_t *f)
+{
+    map_version_t **pv = &f->retired;
+
+    if (!f->retired || apr_atomic_add32(&f->taking, 0) != 0)
+        return;
+    while (*pv) {
+        map_version_t *v = *pv;
+        if (apr_atomic_add32(&v->refs, 0) == 0) {
+            *pv = v->next;
+            apr_pool_destroy(v->pool);
+        }
+        else {
+            pv = &v->next;
+        }
+    }
+}
+
+/* 1 when the file's last byte is a newline. */
+static int ends_with_newline(const char *path, apr_off_t size, apr_pool_t *p)
+{
+    apr_file_t *fd;
+    apr_off_t off = size - 1;
+    char c = 0;
+    apr_size_t n = 1;
+    int ok = 0;
+
+    if (size < 1
+        || apr_file_open(&fd, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                         APR_OS_DEFAULT, p)
+               != APR_SUCCESS)
+        return 0;
+    if (apr_file_seek(fd, APR_SET, &off) == APR_SUCCESS
+        && apr_file_read(fd, &c, &n) == APR_SUCCESS && n == 1)
+        ok = c == '\n';
+    apr_file_close(fd);
+    return ok;
+}
+
+/* Refuse this state of the file until it changes again. */
+static void refuse(map_file_t *f, const file_sig_t *sig, server_rec *s,
+                   const char *why)
+{
+    f->refused = *sig;
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                 "CERTAUTHZ0034: map %s %s: not loaded, generation %u stays "
+                 "in force until the file changes again",
+                 f->path, why, ((map_version_t *)f->current)->gen);
+    set_last_error(f, why);
+}
+
+/* One check of one file; returns 1 when it should be checked again at the
+ * next tick (a change waiting to settle) rather than after its interval. */
+static int check_file(map_file_t *f, server_rec *s, apr_pool_t *p)
+{
+    file_sig_t sig, after;
+    apr_status_t rv;
+    apr_time_t now = apr_time_now();
+    map_version_t *v, *old;
+    const char *err = NULL;
+
+    rv = stat_file(&sig, f->path, p);
+    if (rv != APR_SUCCESS) {
+        if (!f->missing) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                         "CERTAUTHZ0032: map %s cannot be read (not a regular "
+                         "file, or missing): generation %u stays in force",
+                         f->path, ((map_version_t *)f->current)->gen);
+            set_last_error(f, "cannot be read (not a regular file, or "
+                              "missing)");
+        }
+        f->missing = 1;
+        return 0;
+    }
+    f->missing = 0;
+    if (same_sig(&sig, &f->sig) || same_sig(&sig, &f->refused))
+        return 0;
+    /* changed: wait until it has been quiet for SETTLE */
+    if (!same_sig(&sig, &f->pending)) {
+        f->pending = sig;
+        f->pending_since = now;
+    }
+    if (now - (sig.mtime > sig.ctime ? sig.mtime : sig.ctime) < SETTLE
+        && now - f->pending_since < SETTLE) {
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                     "CERTAUTHZ0033: map %s changed; waiting until it has "
+                     "not changed for %d ms",
+                     f->path, (int)apr_time_as_msec(SETTLE));
+        return 1;
+    }
+    if (sig.size == 0) {
+        refuse(f, &sig, s, "is empty (being written?  To empty a map, "
+                           "leave a comment line in it)");
+        return 0;
+    }
+    if (!ends_with_newline(f->path, sig.size, p)) {
+        refuse(f, &sig, s, "does not end with a newline (being written?)");
+        return 0;
+    }
+    v = version_load(f->path, &err, 0, s, p);
+    if (stat_file(&after, f->path, p) != APR_SUCCESS
+        || !same_sig(&sig, &after)) {
+        /* changed while it was read: try again once it settles */
+        if (v)
+            apr_pool_destroy(v->pool);
+        return 1;
+    }
+    if (!v) {
+        f->refused = sig;
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     "CERTAUTHZ0031: map %s not reloaded: generation %u "
+                     "stays in force until the file changes again",
+                     f->path, ((map_version_t *)f->current)->gen);
+        set_last_error(f, err);
+        return 0;
+    }
+    old = apr_atomic_xchgptr(&f->current, v);
+    old->next = f->retired;
+    f->retired = old;
+    f->sig = sig;
+    memset(&f->pending, 0, sizeof(f->pending));
+    set_last_error(f, NULL);
+    {
+        certauthz_map_stats_t st;
+        certauthz_map_stats(v->map, &st);
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     "CERTAUTHZ0030: map %s reloaded in %" APR_TIME_T_FMT
+                     " ms: generation %u (was %u), %u rules, %u deny",
+                     f->path, apr_time_as_msec(v->load_usec), v->gen, old->gen,
+                     st.rules, st.deny);
+    }
+    free_retired(f);
+    return 0;
+}
+
+/* One pass over every map file; returns 1 when some file waits to settle. */
+static int reload_pass(server_rec *s, apr_pool_t *p)
+{
+    apr_array_header_t *files = apr_array_make(p, 8, sizeof(map_file_t *));
+    apr_hash_index_t *hi;
+    apr_time_t now = apr_time_now();
+    int soon = 0;
+
+    apr_thread_mutex_lock(registry->lock);
+    for (hi = apr_hash_first(p, registry->by_path); hi; hi = apr_hash_next(hi))
+        *(map_file_t **)apr_array_push(files) = apr_hash_this_val(hi);
+    apr_thread_mutex_unlock(registry->lock);
+
+    for (int i = 0; i < files->nelts; i++) {
+        map_file_t *f = APR_ARRAY_IDX(files, i, map_file_t *);
+        free_retired(f);
+        if (f->interval <= 0 || now < f->next_check)
+            continue;
+        if (check_file(f, s, p)) {
+            f->next_check = now; /* next tick */
+            soon = 1;
+        }
+        else {
+            f->next_check = now + apr_time_from_sec(f->interval);
+        }
+    }
+    return soon;
+}
+
+static void *APR_THREAD_FUNC reload_main(apr_thread_t *t, void *data)
+{
+    reloader_t *rl = data;
+    apr_pool_t *p = own_pool("certauthz_reload");
+    apr_interval_time_t wait = apr_time_from_sec(1);
+
+    apr_thread_mutex_lock(rl->mutex);
+    while (p && !rl->stop) {
+        apr_thread_cond_timedwait(rl->cond, rl->mutex, wait);
+        if (rl->stop)
+            break;
+        apr_thread_mutex_unlock(rl->mutex);
+        wait = reload_pass(rl->s, p) ? TICK : apr_time_from_sec(1);
+        apr_pool_clear(p);
+        apr_thread_mutex_lock(rl->mutex);
+    }
+    apr_thread_mutex_unlock(rl->mutex);
+    if (p)
+        apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/* Pre-cleanup of the child's pool: stop and join the thread before the
+ * pool (and the thread's own pool inside it) goes. */
+static apr_status_t reloader_stop(void *data)
+{
+    reloader_t *rl = data;
+    apr_status_t st;
+
+    apr_thread_mutex_lock(rl->mutex);
+    rl->stop = 1;
+    apr_thread_cond_signal(rl->cond);
+    apr_thread_mutex_unlock(rl->mutex);
+    apr_thread_join(&st, rl->thread);
+    return APR_SUCCESS;
+}
+
+static void reloader_start(apr_pool_t *pchild, server_rec *s)
+{
+    reloader_t *rl = apr_pcalloc(pchild, sizeof(*rl));
+    apr_status_t rv;
+
+    rl->s = s;
+    if ((rv = apr_thread_mutex_create(&rl->mutex, APR_THREAD_MUTEX_DEFAULT,
+                                      pchild))
+            != APR_SUCCESS
+        || (rv = apr_thread_cond_create(&rl->cond, pchild)) != APR_SUCCESS
+        || (rv = apr_thread_create(&rl->thread, NULL, reload_main, rl, pchild))
+               != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     "CERTAUTHZ0035: cannot start the map reload thread: "
+                     "maps reload only at restart");
+        return;
+    }
+    apr_pool_pre_cleanup_register(pchild, rl, reloader_stop);
 }
 
 /* ---- directives -------------------------------------------------------- */
@@ -242,7 +687,16 @@ static const char *set_map_file(cmd_parms *cmd, void *dcfg, const char *arg)
     if (!path)
         return apr_pstrcat(cmd->pool, "CertAuthzMapFile: invalid path '", arg,
                            "'", NULL);
-    if ((err = registry_get(&d->map, path, cmd->pool)))
+    srv_conf_t *sc =
+        ap_get_module_config(cmd->server->module_config, &certauthz_module);
+
+    /* the interval counts for a file first named in an .htaccess file; for
+     * the configuration's own files post_config sets it */
+    if ((err = map_file_get(&d->map, path, cmd->server,
+                            sc->reload_interval == UNSET
+                                ? DEFAULT_RELOAD_INTERVAL
+                                : sc->reload_interval,
+                            cmd->pool)))
         return err;
     return NULL;
 }
@@ -346,8 +800,12 @@ static const command_rec certauthz_cmds[] = {
 #define CACHE_IDS 4
 #define MAX_RETIRED 8
 
+/* An identity of the connection's certificate under one version of one
+ * map file.  Used only while the request holds that version (gen equal):
+ * the identity's strings live in the version and in fpool. */
 typedef struct {
-    apr_uint32_t gen; /* map_entry_t.gen; 0 = empty */
+    const map_file_t *file; /* NULL = empty */
+    apr_uint32_t gen;
     certauthz_identity_t id;
 } cached_id_t;
 
@@ -376,24 +834,6 @@ static apr_status_t conn_cache_cleanup(void *data)
     while (cc->nretired)
         apr_pool_destroy(cc->retired[--cc->nretired]);
     return APR_SUCCESS;
-}
-
-/* A pool with an allocator of its own: safe to create and use from any one
- * thread at a time, independent of the connection's pool. */
-static apr_pool_t *own_pool(void)
-{
-    apr_allocator_t *alloc;
-    apr_pool_t *p;
-
-    if (apr_allocator_create(&alloc) != APR_SUCCESS)
-        return NULL;
-    if (apr_pool_create_unmanaged_ex(&p, NULL, alloc) != APR_SUCCESS) {
-        apr_allocator_destroy(alloc);
-        return NULL;
-    }
-    apr_allocator_owner_set(alloc, p);
-    apr_pool_tag(p, "certauthz_facts");
-    return p;
 }
 
 static int pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
@@ -443,7 +883,8 @@ typedef struct {
     cert_state_e state;
     const char *verify;
     const certauthz_facts_t *facts;
-    const map_entry_t *map; /* map the identity was resolved against */
+    const map_file_t *file; /* map in scope (NULL: none) */
+    map_version_t *ver;     /* its version, held until the request ends */
     certauthz_identity_t id;
 } req_state_t;
 
@@ -489,7 +930,8 @@ static int reverify_resumed(conn_rec *c, SSL *ssl, X509 *x)
  * Returns NULL when the certificate cannot be used; *unverified is set when
  * that is because a resumed session failed re-verification. */
 static const certauthz_facts_t *cached_facts(request_rec *r, conn_cache_t *cc,
-                                             const map_entry_t *map,
+                                             const map_file_t *file,
+                                             const map_version_t *ver,
                                              certauthz_identity_t *id,
                                              int *have_id, int *unverified)
 {
@@ -499,7 +941,7 @@ static const certauthz_facts_t *cached_facts(request_rec *r, conn_cache_t *cc,
     apr_thread_mutex_lock(cc->lock);
     x = peer_cert(cc->ssl);
     if (x && x != cc->cert && cc->nretired < MAX_RETIRED) {
-        apr_pool_t *np = own_pool();
+        apr_pool_t *np = own_pool("certauthz_facts");
         certauthz_facts_t *nf = NULL;
         if (np && certauthz_facts_from_x509(&nf, x, np) == APR_SUCCESS) {
             if (cc->fpool)
@@ -523,16 +965,24 @@ static const certauthz_facts_t *cached_facts(request_rec *r, conn_cache_t *cc,
     }
     else if (x && x == cc->cert) {
         facts = cc->facts;
-        for (int i = 0; map && !*have_id && i < CACHE_IDS; i++) {
-            cached_id_t *slot = &cc->ids[i];
-            if (!slot->gen) { /* free slot: resolve once, keep */
-                certauthz_map_resolve(&slot->id, map->map, facts, cc->fpool);
-                slot->gen = map->gen;
+        cached_id_t *slot = NULL;
+        for (int i = 0; ver && i < CACHE_IDS; i++) {
+            if (cc->ids[i].file == file) {
+                slot = &cc->ids[i];
+                break;
             }
-            if (slot->gen == map->gen) {
-                *id = slot->id;
-                *have_id = 1;
-            }
+            if (!cc->ids[i].file && !slot)
+                slot = &cc->ids[i];
+        }
+        if (slot && (slot->file != file || slot->gen != ver->gen)) {
+            /* a free slot, or the file was reloaded: resolve once, keep */
+            certauthz_map_resolve(&slot->id, ver->map, facts, cc->fpool);
+            slot->file = file;
+            slot->gen = ver->gen;
+        }
+        if (slot) {
+            *id = slot->id;
+            *have_id = 1;
         }
         /* more maps than slots: the caller resolves in the request pool */
     }
@@ -571,18 +1021,24 @@ static req_state_t *decide(request_rec *r, const dir_conf_t *d)
 {
     req_state_t *st =
         ap_get_module_config(r->request_config, &certauthz_module);
-    const map_entry_t *map = d->map;
     conn_cache_t *cc;
     int have_id = 0, unverified = 0;
 
-    if (st && st->map == map)
+    if (st && st->file == d->map)
         return st;
     if (!st) {
         st = apr_pcalloc(r->pool, sizeof(*st));
         ap_set_module_config(r->request_config, &certauthz_module, st);
     }
     memset(st, 0, sizeof(*st));
-    st->map = map;
+    st->file = d->map;
+    if (d->map) {
+        /* one version for the whole request: every Require line, the
+         * deny check, AuthType and the environment agree */
+        st->ver = version_take(d->map);
+        apr_pool_cleanup_register(r->pool, st->ver, version_give,
+                                  apr_pool_cleanup_null);
+    }
     st->verify = ap_ssl_var_lookup(r->pool, r->server, r->connection, r,
                                    "SSL_CLIENT_VERIFY");
     if (!st->verify || !*st->verify || !strcmp(st->verify, "NONE")) {
@@ -596,7 +1052,8 @@ static req_state_t *decide(request_rec *r, const dir_conf_t *d)
     cc = ap_get_module_config(tls_conn(r->connection)->conn_config,
                               &certauthz_module);
     if (cc && cc->lock)
-        st->facts = cached_facts(r, cc, map, &st->id, &have_id, &unverified);
+        st->facts = cached_facts(r, cc, st->file, st->ver, &st->id, &have_id,
+                                 &unverified);
     else
         st->facts = uncached_facts(r);
     if (unverified) {
@@ -611,8 +1068,8 @@ static req_state_t *decide(request_rec *r, const dir_conf_t *d)
         return st;
     }
     st->state = CERT_OK;
-    if (map && !have_id)
-        certauthz_map_resolve(&st->id, map->map, st->facts, r->pool);
+    if (st->ver && !have_id)
+        certauthz_map_resolve(&st->id, st->ver->map, st->facts, r->pool);
     return st;
 }
 
@@ -629,7 +1086,7 @@ static const char *refusal_reason(const req_state_t *st)
 {
     if (st->state != CERT_OK)
         return cert_state_names[st->state];
-    if (!st->map)
+    if (!st->ver)
         return "no-map";
     switch (st->id.outcome) {
     case CERTAUTHZ_DENIED:
@@ -779,7 +1236,7 @@ static int evaluate(const require_t *req, const req_state_t *st,
     *reason = refusal_reason(st);
     if (st->state != CERT_OK)
         return 0;
-    if (st->map && id->outcome == CERTAUTHZ_DENIED)
+    if (st->ver && id->outcome == CERTAUTHZ_DENIED)
         return 0;
     switch (req->row->kind) {
     case CHECK_MAPPED:
@@ -898,11 +1355,11 @@ static const char *authn_user(request_rec *r, const dir_conf_t *d,
 
     if (st->state != CERT_OK)
         return NULL;
-    if (st->map && st->id.outcome == CERTAUTHZ_DENIED)
+    if (st->ver && st->id.outcome == CERTAUTHZ_DENIED)
         return NULL;
-    if (st->map && st->id.outcome == CERTAUTHZ_MAPPED)
+    if (st->ver && st->id.outcome == CERTAUTHZ_MAPPED)
         return st->id.user;
-    if (st->map && st->id.rule)
+    if (st->ver && st->id.rule)
         return NULL; /* a rule matched but its substitution was unusable */
     if (d->unmapped <= UNMAPPED_DENY)
         return NULL;
@@ -1008,7 +1465,7 @@ static int fixups(request_rec *r)
     if (st->state != CERT_OK)
         return DECLINED;
     apr_table_set(r->subprocess_env, "CERTAUTHZ_CERT_SHA256", sha256_of(st));
-    if (st->map && st->id.outcome == CERTAUTHZ_MAPPED) {
+    if (st->ver && st->id.outcome == CERTAUTHZ_MAPPED) {
         apr_table_set(r->subprocess_env, "CERTAUTHZ_USER", st->id.user);
         apr_table_setn(r->subprocess_env, "CERTAUTHZ_GROUPS",
                        certauthz_identity_groups(&st->id, r->pool));
@@ -1031,38 +1488,63 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     return OK;
 }
 
+static int server_interval(server_rec *s)
+{
+    const srv_conf_t *c = ap_get_module_config(s->module_config,
+                                               &certauthz_module);
+    return c->reload_interval == UNSET ? DEFAULT_RELOAD_INTERVAL
+                                       : c->reload_interval;
+}
+
+/* Each map file is checked at the shortest non-zero interval of the
+ * servers whose configuration names it (0 when all say 0). */
 static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                        server_rec *s)
 {
     apr_hash_index_t *hi;
     (void)plog;
+    (void)pconf;
 
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
         return OK;
+    registry->any_reload = 0;
+    for (server_rec *vs = s; vs; vs = vs->next)
+        if (server_interval(vs) > 0)
+            registry->any_reload = 1;
     for (hi = apr_hash_first(ptemp, registry->by_path); hi;
          hi = apr_hash_next(hi)) {
-        const map_entry_t *e = apr_hash_this_val(hi);
+        map_file_t *f = apr_hash_this_val(hi);
+        const map_version_t *v = (const map_version_t *)f->current;
         certauthz_map_stats_t st;
         unsigned exact = 0;
 
-        certauthz_map_stats(e->map, &st);
+        f->interval = 0;
+        for (int i = 0; i < f->servers->nelts; i++) {
+            int n = server_interval(APR_ARRAY_IDX(f->servers, i, server_rec *));
+            if (n > 0 && (!f->interval || n < f->interval))
+                f->interval = n;
+        }
+        certauthz_map_stats(v->map, &st);
         for (int t = 0; t < CERTAUTHZ_NTYPES; t++)
             exact += st.exact[t];
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
-                     "CERTAUTHZ0002: map %s loaded: %u rules (%u exact, %u "
-                     "glob, %u regex), %u deny, %u issuer sections",
-                     e->path, st.rules, exact, st.globs, st.regexes, st.deny,
-                     st.sections);
+                     "CERTAUTHZ0002: map %s loaded in %" APR_TIME_T_FMT
+                     " ms: %u rules (%u exact, %u glob, %u regex), %u deny, "
+                     "%u issuer sections; checked for changes %s%d s",
+                     f->path, apr_time_as_msec(v->load_usec), st.rules, exact,
+                     st.globs, st.regexes, st.deny, st.sections,
+                     f->interval ? "every " : "never: ", f->interval);
     }
-    (void)pconf;
     return OK;
 }
 
 static void child_init(apr_pool_t *p, server_rec *s)
 {
-    (void)s;
-    if (registry && !registry->lock)
-        apr_thread_mutex_create(&registry->lock, APR_THREAD_MUTEX_DEFAULT, p);
+    if (!registry || registry->lock)
+        return;
+    apr_thread_mutex_create(&registry->lock, APR_THREAD_MUTEX_DEFAULT, p);
+    if (registry->lock && registry->any_reload)
+        reloader_start(p, s);
 }
 
 static void register_hooks(apr_pool_t *p)
