@@ -428,7 +428,7 @@ static const char *map_file_get(map_file_t **out, const char *path,
  * it.  (The atomics are APR's, full barriers; the reads here go through
  * apr_atomic_add32(x, 0) for the same ordering.)
  */
-#define SETTLE apr_time_from_msec(1000)
+#define SETTLE apr_time_from_msec(500)
 #define TICK apr_time_from_msec(250)
 
 typedef struct {
@@ -454,7 +454,7 @@ static void set_last_error(map_file_t *f, const char *msg)
     apr_thread_mutex_unlock(registry->lock);
 }
 
-static void free_retired(map_file_t *f)
+static void free_retired(map_file_t *f, server_rec *s)
 {
     map_version_t **pv = &f->retired;
 
@@ -464,6 +464,9 @@ static void free_retired(map_file_t *f)
         map_version_t *v = *pv;
         if (apr_atomic_add32(&v->refs, 0) == 0) {
             *pv = v->next;
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                         "CERTAUTHZ0036: map %s: generation %u freed",
+                         f->path, v->gen);
             apr_pool_destroy(v->pool);
         }
         else {
@@ -585,7 +588,7 @@ static int check_file(map_file_t *f, server_rec *s, apr_pool_t *p)
                      f->path, apr_time_as_msec(v->load_usec), v->gen, old->gen,
                      st.rules, st.deny);
     }
-    free_retired(f);
+    free_retired(f, s);
     return 0;
 }
 
@@ -604,7 +607,7 @@ static int reload_pass(server_rec *s, apr_pool_t *p)
 
     for (int i = 0; i < files->nelts; i++) {
         map_file_t *f = APR_ARRAY_IDX(files, i, map_file_t *);
-        free_retired(f);
+        free_retired(f, s);
         if (f->interval <= 0 || now < f->next_check)
             continue;
         if (check_file(f, s, p)) {
