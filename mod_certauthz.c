@@ -48,6 +48,8 @@
 #include "mod_auth.h"
 #include "mod_ssl_openssl.h"
 #include "apr_optional_hooks.h"
+#include "apr_shm.h"
+#include "mod_status.h"
 
 #include "certauthz.h"
 #include "certauthz_dn.h"
@@ -1101,31 +1103,104 @@ static const char *refusal_reason(const req_state_t *st)
     }
 }
 
-static const char *sha256_of(const req_state_t *st)
+/* The first value of a single-valued fact, or "-". */
+static const char *fact_of(const req_state_t *st, certauthz_type_e t)
 {
-    return st->facts ? st->facts->of[CERTAUTHZ_SHA256].v[0].text : "-";
+    return st->facts && st->facts->of[t].n ? st->facts->of[t].v[0].text : "-";
 }
 
-/* One audit line per decision, key=value with quoted, escaped values. */
+static const char *sha256_of(const req_state_t *st)
+{
+    return fact_of(st, CERTAUTHZ_SHA256);
+}
+
+/* ---- decision counters ---------------------------------------------------
+ * Server-wide since the last (graceful) restart: 64-bit counters in an
+ * anonymous shared memory segment made by the parent in post_config and
+ * inherited by every child; incremented with one atomic add, no lock.
+ * Where anonymous shared memory is missing they are per process (the
+ * status page says which). */
+enum {
+    CNT_GRANTED = 0,
+    CNT_NO_CERT,    /* no certificate */
+    CNT_UNVERIFIED, /* not verified (GENEROUS, FAILED:*, resumed session) */
+    CNT_DENY_RULE,  /* a deny rule */
+    CNT_UNMAPPED,   /* no rule maps it (or no map in scope) */
+    CNT_MISMATCH,   /* mapped, but not the user/group/fact/issuer required */
+    CNT_ERROR,      /* a verified certificate that could not be read */
+    CNT_N
+};
+static const char *const cnt_names[CNT_N] = {
+    "granted", "no-certificate", "not-verified", "deny-rule",
+    "unmapped", "rule-mismatch", "cert-error"};
+
+typedef struct {
+    volatile apr_uint64_t n[CNT_N];
+} counters_t;
+
+static counters_t *counters;
+static int counters_shared;
+
+static int counter_of(int granted, const char *reason)
+{
+    if (granted)
+        return CNT_GRANTED;
+    if (!strcmp(reason, "no-certificate"))
+        return CNT_NO_CERT;
+    if (!strcmp(reason, "not-verified"))
+        return CNT_UNVERIFIED;
+    if (!strcmp(reason, "deny-rule"))
+        return CNT_DENY_RULE;
+    if (!strcmp(reason, "cert-error"))
+        return CNT_ERROR;
+    if (strstr(reason, "-mismatch"))
+        return CNT_MISMATCH;
+    return CNT_UNMAPPED; /* unmapped, unusable-rule, no-map */
+}
+
+/* One audit line per decision of this module (each Require cert-* line
+ * evaluated, the deny-list check, AuthType Certificate), and one count.
+ * Format (stable; README "Decision logs"): CERTAUTHZ0100: then key="value"
+ * pairs in this order, separated by one space:
+ *   decision check reason user groups rule sha256 serial issuer client
+ *   method uri
+ * every value quoted and written by certauthz_audit_value() ('"', '%',
+ * '\\' and control characters as %HH; "-" for none). */
 static void audit(request_rec *r, const dir_conf_t *d, const req_state_t *st,
                   const char *what, int granted, const char *reason)
 {
     int level = conf_audit(d);
+    apr_pool_t *p = r->pool;
+    const char *user = NULL, *groups = NULL, *sha = NULL, *serial = NULL;
 
+    if (counters)
+        apr_atomic_inc64(&counters->n[counter_of(granted, reason)]);
     if (level == AUDIT_OFF || (level == AUDIT_DENY && granted))
         return;
+    if (r->user)
+        user = r->user;
+    else if (st->id.outcome == CERTAUTHZ_MAPPED)
+        user = st->id.user;
+    if (st->id.outcome == CERTAUTHZ_MAPPED && st->id.ngroups)
+        groups = certauthz_identity_groups(&st->id, p);
+    if (st->facts) {
+        sha = fact_of(st, CERTAUTHZ_SHA256);
+        serial = fact_of(st, CERTAUTHZ_SERIAL);
+    }
+#define V(x) certauthz_audit_value((x), p)
     ap_log_rerror(
         APLOG_MARK, APLOG_NOTICE, 0, r,
-        "CERTAUTHZ0100: decision=%s check=\"%s\" reason=%s "
-        "user=\"%s\" rule=\"%s\" sha256=%s uri=\"%s\"",
-        granted ? "granted" : "denied", certauthz_log_escape(what, r->pool),
-        reason,
-        r->user ? certauthz_log_escape(r->user, r->pool)
-        : st->id.outcome == CERTAUTHZ_MAPPED
-            ? certauthz_log_escape(st->id.user, r->pool)
-            : "-",
-        certauthz_log_escape(rule_where(r->pool, st->id.rule), r->pool),
-        sha256_of(st), certauthz_log_escape(r->uri, r->pool));
+        "CERTAUTHZ0100: decision=\"%s\" check=\"%s\" reason=\"%s\" "
+        "user=\"%s\" groups=\"%s\" rule=\"%s\" sha256=\"%s\" "
+        "serial=\"%s\" issuer=\"%s\" client=\"%s\" method=\"%s\" "
+        "uri=\"%s\"",
+        granted ? "granted" : "denied", V(what), V(reason), V(user),
+        V(groups), V(st->id.rule ? rule_where(p, st->id.rule) : NULL),
+        V(sha), V(serial),
+        V(st->facts && st->facts->issuer ? certauthz_dn_text(st->facts->issuer)
+                                         : NULL),
+        V(r->useragent_ip), V(r->method), V(r->uri));
+#undef V
 }
 
 /* ---- Require providers -----------------------------------------------
@@ -1478,6 +1553,107 @@ static int fixups(request_rec *r)
     return DECLINED;
 }
 
+/* ---- server-status ---------------------------------------------------------
+ * With mod_status: the decision counters (server-wide) and the map files
+ * as the process answering sees them (each child reloads on its own).
+ * ?auto gives the same as "Key: value" lines. */
+static void status_map_row(request_rec *r, map_file_t *f, int terse)
+{
+    map_version_t *v = version_take(f);
+    certauthz_map_stats_t st;
+    unsigned exact = 0;
+    char when[APR_RFC822_DATE_LEN];
+    apr_uint32_t reloads, failures;
+    char err[sizeof(f->last_error)];
+
+    certauthz_map_stats(v->map, &st);
+    for (int t = 0; t < CERTAUTHZ_NTYPES; t++)
+        exact += st.exact[t];
+    apr_rfc822_date(when, v->loaded);
+    apr_thread_mutex_lock(registry->lock);
+    reloads = f->reloads;
+    failures = f->failures;
+    memcpy(err, f->last_error, sizeof(err));
+    apr_thread_mutex_unlock(registry->lock);
+    if (terse) {
+        ap_rprintf(r,
+                   "CertAuthzMap: %s generation=%u loaded=%" APR_TIME_T_FMT
+                   " rules=%u exact=%u glob=%u regex=%u deny=%u sections=%u "
+                   "reloads=%u failures=%u interval=%d last_error=%s\n",
+                   certauthz_log_escape(f->path, r->pool), v->gen,
+                   apr_time_sec(v->loaded), st.rules, exact, st.globs,
+                   st.regexes, st.deny, st.sections, reloads, failures,
+                   f->interval,
+                   err[0] ? certauthz_log_escape(err, r->pool) : "-");
+    }
+    else {
+        ap_rprintf(r,
+                   "<tr><td>%s</td><td>%u</td><td>%s</td><td>%u</td>"
+                   "<td>%u</td><td>%u</td><td>%u</td><td>%u</td><td>%u</td>"
+                   "<td>%u / %u</td><td>%s</td><td>%s</td></tr>\n",
+                   ap_escape_html(r->pool, f->path), v->gen, when, st.rules,
+                   exact, st.globs, st.regexes, st.deny, st.sections,
+                   reloads, failures,
+                   f->interval ? apr_psprintf(r->pool, "%d s", f->interval)
+                               : "restart only",
+                   err[0] ? ap_escape_html(r->pool, err) : "-");
+    }
+    version_give(v);
+}
+
+static int status_hook(request_rec *r, int flags)
+{
+    int terse = flags & AP_STATUS_SHORT;
+    apr_array_header_t *files;
+    apr_hash_index_t *hi;
+
+    if (!registry || !registry->lock)
+        return OK;
+    if (terse) {
+        for (int i = 0; i < CNT_N; i++)
+            ap_rprintf(r, "CertAuthzDecisions-%s: %" APR_UINT64_T_FMT "\n",
+                       cnt_names[i],
+                       counters ? apr_atomic_add64(&counters->n[i], 0) : 0);
+        ap_rprintf(r, "CertAuthzDecisionsScope: %s\n",
+                   counters_shared ? "server" : "process");
+    }
+    else {
+        ap_rputs("<hr />\n<h2>mod_certauthz</h2>\n<p>Decisions since the "
+                 "last restart (",
+                 r);
+        ap_rputs(counters_shared ? "all processes" : "this process only", r);
+        ap_rputs("; one per Require cert-* line evaluated, deny-list check "
+                 "and AuthType Certificate):</p>\n<table border=\"1\">"
+                 "<tr>",
+                 r);
+        for (int i = 0; i < CNT_N; i++)
+            ap_rprintf(r, "<th>%s</th>", cnt_names[i]);
+        ap_rputs("</tr>\n<tr>", r);
+        for (int i = 0; i < CNT_N; i++)
+            ap_rprintf(r, "<td>%" APR_UINT64_T_FMT "</td>",
+                       counters ? apr_atomic_add64(&counters->n[i], 0) : 0);
+        ap_rprintf(r, "</tr>\n</table>\n<p>Map files as process %" APR_PID_T_FMT
+                      " sees them (each process reloads on its own):</p>\n"
+                      "<table border=\"1\"><tr><th>file</th><th>generation"
+                      "</th><th>loaded</th><th>rules</th><th>exact</th>"
+                      "<th>glob</th><th>regex</th><th>deny</th><th>issuer "
+                      "sections</th><th>reloads / failures</th><th>checked"
+                      "</th><th>last reload error</th></tr>\n",
+                   getpid());
+    }
+    files = apr_array_make(r->pool, 8, sizeof(map_file_t *));
+    apr_thread_mutex_lock(registry->lock);
+    for (hi = apr_hash_first(r->pool, registry->by_path); hi;
+         hi = apr_hash_next(hi))
+        *(map_file_t **)apr_array_push(files) = apr_hash_this_val(hi);
+    apr_thread_mutex_unlock(registry->lock);
+    for (int i = 0; i < files->nelts; i++)
+        status_map_row(r, APR_ARRAY_IDX(files, i, map_file_t *), terse);
+    if (!terse)
+        ap_rputs("</table>\n", r);
+    return OK;
+}
+
 /* ---- lifecycle ------------------------------------------------------------ */
 
 static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
@@ -1489,6 +1665,12 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     apr_pool_tag(registry->pool, "certauthz_registry");
     registry->by_path = apr_hash_make(registry->pool);
     return OK;
+}
+
+static apr_status_t reset_counters(void *data)
+{
+    *(counters_t **)data = NULL; /* made again after a restart */
+    return APR_SUCCESS;
 }
 
 static int server_interval(server_rec *s)
@@ -1510,6 +1692,21 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
 
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
         return OK;
+    if (!counters) {
+        apr_shm_t *shm;
+        if (apr_shm_create(&shm, sizeof(*counters), NULL, pconf)
+            == APR_SUCCESS) {
+            counters = apr_shm_baseaddr_get(shm);
+            counters_shared = 1;
+        }
+        else {
+            counters = apr_palloc(pconf, sizeof(*counters));
+            counters_shared = 0;
+        }
+        memset((void *)counters, 0, sizeof(*counters));
+        apr_pool_cleanup_register(pconf, &counters, reset_counters,
+                                  apr_pool_cleanup_null);
+    }
     registry->any_reload = 0;
     for (server_rec *vs = s; vs; vs = vs->next)
         if (server_interval(vs) > 0)
@@ -1569,6 +1766,8 @@ static void register_hooks(apr_pool_t *p)
                         AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(fixups, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ap, status_hook, status_hook, NULL, NULL,
+                      APR_HOOK_MIDDLE);
 }
 
 module AP_MODULE_DECLARE_DATA certauthz_module = {STANDARD20_MODULE_STUFF,

@@ -320,3 +320,40 @@ const char *certauthz_log_escape(const char *s, apr_pool_t *p)
     *o = '\0';
     return d;
 }
+
+/* Bytes an audit value writes as %HH: everything httpd's error log would
+ * itself escape (controls, DEL, '\\'), the quote that ends a value, and
+ * '%' so that decoding is unambiguous. */
+static int audit_special(unsigned char c)
+{
+    return c < 0x20 || c == 0x7F || c == '"' || c == '\\' || c == '%';
+}
+
+const char *certauthz_audit_value(const char *s, apr_pool_t *p)
+{
+    apr_size_t n = 0, len = 0;
+    const unsigned char *u;
+    char *d, *o;
+
+    if (!s || !*s)
+        return "-";
+    if (!strcmp(s, "-"))
+        return "%2D"; /* a value "-" is not "none" */
+    for (u = (const unsigned char *)s; *u; u++, len++)
+        n += audit_special(*u);
+    if (!n)
+        return s;
+    o = d = apr_palloc(p, len + 2 * n + 1);
+    for (u = (const unsigned char *)s; *u; u++) {
+        if (audit_special(*u)) {
+            *o++ = '%';
+            *o++ = hexdig[*u >> 4];
+            *o++ = hexdig[*u & 15];
+        }
+        else {
+            *o++ = (char)*u;
+        }
+    }
+    *o = '\0';
+    return d;
+}

@@ -1,11 +1,32 @@
 """CertAuthzAudit Off | Deny (default) | All: one CERTAUTHZ0100 line per
-decision in the error log (SPEC section 3, design notes)."""
+decision in the error log (SPEC section 3; README "Decision logs"), in a
+stable key="value" form that a certificate field cannot break."""
 
 import re
 
 import pytest
 
 import certauthz_harness as H
+
+# the documented keys, in their documented order
+AUDIT_KEYS = ["decision", "check", "reason", "user", "groups", "rule",
+              "sha256", "serial", "issuer", "client", "method", "uri"]
+_PAIR = r'([a-z0-9]+)="((?:[^"%\\\x00-\x1f\x7f]|%[0-9A-F]{2})*)"'
+
+
+def parse_audit(line):
+    """The key/value pairs of an audit line, in order; asserts that the
+    text after the tag is exactly `key="value"` pairs separated by one
+    space, each value escaped as documented."""
+    rest = line.split("CERTAUTHZ0100: ", 1)[1]
+    assert re.fullmatch(r"%s(?: %s)*" % (_PAIR, _PAIR), rest), rest
+    pairs = re.findall(_PAIR, rest)
+    assert [k for k, _ in pairs] == AUDIT_KEYS, pairs
+    # values are UTF-8 with %HH escapes: decode as bytes
+    return {k: re.sub(rb"%([0-9A-F]{2})",
+                      lambda m: bytes([int(m.group(1), 16)]),
+                      v.encode()).decode()
+            for k, v in pairs}
 
 
 def audit_lines(server, r):
@@ -30,7 +51,7 @@ def test_audit_levels(server, get, location, cert, expected):
         assert lines == [], lines
     else:
         assert len(lines) == 1, lines
-        assert "CERTAUTHZ0100: decision=%s" % expected in lines[0], lines
+        assert parse_audit(lines[0])["decision"] == expected, lines
 
 
 def test_audit_granted_fields(server, certs, get):
@@ -39,12 +60,16 @@ def test_audit_granted_fields(server, certs, get):
     rule = "%s:%d" % (server.main_map,
                       H.line_of(server.main_map_lines,
                                 "email:alice@example.com"))
-    assert re.search(r'check="Require cert-user"', line), line
-    assert "reason=match" in line, line
-    assert 'user="alice"' in line, line
-    assert 'rule="%s"' % rule in line, line
-    assert "sha256=%s" % certs["alice"].sha256 in line, line
-    assert 'uri="/audit/all/ok.txt"' in line, line
+    a = parse_audit(line)
+    assert a == {
+        "decision": "granted", "check": "Require cert-user",
+        "reason": "match", "user": "alice", "groups": "staff,admins",
+        "rule": rule, "sha256": certs["alice"].sha256,
+        "serial": a["serial"], "issuer": "CN=Example Root CA,O=Example",
+        "client": "127.0.0.1", "method": "GET",
+        "uri": "/audit/all/ok.txt"}, a
+    assert re.fullmatch(r"[0-9A-F]+", a["serial"]) and \
+        not a["serial"].startswith("0"), a
     # notice level, from the module itself
     assert "[certauthz:notice]" in line, line
 
@@ -52,10 +77,11 @@ def test_audit_granted_fields(server, certs, get):
 def test_audit_denied_fields(server, certs, get):
     r = get("/audit/default/", "bob")
     [line] = audit_lines(server, r)
-    assert "decision=denied" in line and "reason=user-mismatch" in line, line
-    assert 'user="bob"' in line, line
-    assert "sha256=%s" % certs["bob"].sha256 in line, line
-    assert 'uri="/audit/default/ok.txt"' in line, line
+    a = parse_audit(line)
+    assert (a["decision"], a["reason"], a["user"], a["groups"]) == \
+        ("denied", "user-mismatch", "bob", "staff"), a
+    assert a["sha256"] == certs["bob"].sha256, a
+    assert a["uri"] == "/audit/default/ok.txt", a
 
 
 @pytest.mark.parametrize("cert,reason", [
@@ -67,7 +93,11 @@ def test_audit_denied_reasons(server, get, cert, reason):
     r = get("/audit/all/", cert)
     assert r.status == 403
     [line] = audit_lines(server, r)
-    assert "decision=denied" in line and "reason=%s" % reason in line, line
+    a = parse_audit(line)
+    assert (a["decision"], a["reason"]) == ("denied", reason), a
+    if cert is None:
+        assert a["sha256"] == a["serial"] == a["issuer"] == a["user"] == \
+            a["rule"] == "-", a
 
 
 @pytest.mark.parametrize("cert,check,decision,reason,user", [
@@ -81,10 +111,10 @@ def test_audit_authtype(server, get, cert, check, decision, reason, user):
     assert r.status == (200 if decision == "granted" else 403), r
     lines = [l for l in audit_lines(server, r) if 'check="%s"' % check in l]
     assert len(lines) == 1, audit_lines(server, r)
-    assert "decision=%s" % decision in lines[0], lines
-    assert "reason=%s" % reason in lines[0], lines
+    a = parse_audit(lines[0])
+    assert (a["decision"], a["reason"]) == (decision, reason), a
     if user:
-        assert 'user="%s"' % user in lines[0], lines
+        assert a["user"] == user, a
 
 
 def test_audit_escapes_request_data(server, get):
@@ -93,9 +123,26 @@ def test_audit_escapes_request_data(server, get):
     r = get("/audit/all/x%22%0Ay%5Cz", "alice")
     lines = audit_lines(server, r)
     assert len(lines) == 1, lines
-    m = re.search(r' uri="([^"]*)"$', lines[0])
-    assert m, lines[0]
-    assert "x22" in m.group(1) and "0A" in m.group(1).upper(), lines[0]
+    a = parse_audit(lines[0])
+    assert a["uri"] == '/audit/all/x"\ny\\z', a
     # no line of the log starts with the injected text
     assert not any(l.startswith("y") for l in server.error_log_text()
                    .splitlines())
+
+
+def test_audit_hostile_certificate_cannot_forge_a_key(server, get, certs,
+                                                       workdir):
+    """Under AuthType Certificate with CertAuthzUnmapped CN, the user is
+    the certificate's CN: a CN that carries `" decision="granted` stays
+    inside the user value."""
+    cn = 'ev" decision="granted" x="'
+    cert = H.mkcert(workdir / "audit-forge", "--issuer",
+                    certs["root_ca"].prefix, "--subject",
+                    "/O=Example/CN=%s" % cn)
+    r = get("/audit/authtype/", cert)
+    assert r.status == 200, r
+    [line] = [l for l in audit_lines(server, r)
+              if 'check="AuthType Certificate"' in l]
+    a = parse_audit(line)
+    assert a["user"] == cn and a["decision"] == "granted", a
+    assert line.count('decision="') == 1, line

@@ -372,6 +372,30 @@ static void test_log_escape(void)
     ok(certauthz_log_escape(empty, pool) == empty, "log_escape of \"\"");
 }
 
+static void test_audit_value(void)
+{
+    static const struct {
+        const char *in, *out;
+    } t[] = {
+        {"a\"b", "a%22b"},
+        {"a\\b", "a%5Cb"},
+        {"50%", "50%25"},
+        {"a\nb\r\t", "a%0Ab%0D%09"},
+        {"\x7F\x1B[31m", "%7F%1B[31m"},
+        {"x\" decision=\"granted", "x%22 decision=%22granted"},
+        {"", "-"},
+        {"-", "%2D"},
+        {"--", "--"},
+    };
+    for (size_t i = 0; i < N(t); i++)
+        is_str(certauthz_audit_value(t[i].in, pool), t[i].out,
+               "audit_value(%s)", tap_show(t[i].in, strlen(t[i].in)));
+    is_str(certauthz_audit_value(NULL, pool), "-", "audit_value(NULL)");
+    const char *plain = "CN=Zo\xC3\xAB,O=Example alice@example.com";
+    ok(certauthz_audit_value(plain, pool) == plain,
+       "audit_value returns a clean string itself (UTF-8 kept)");
+}
+
 static void test_types(void)
 {
     static const char *const names[CERTAUTHZ_NTYPES] = {
@@ -407,6 +431,7 @@ int main(void)
     test_base64_spki();
     test_ip();
     test_log_escape();
+    test_audit_value();
     test_types();
 
     apr_pool_destroy(pool);
