@@ -48,8 +48,8 @@ typedef struct {
 } rdn_t;
 
 struct certauthz_dn_t {
-    int n; /* RDNs, most specific first */
-    rdn_t *rdn;
+    int n;           /* RDNs, most specific first */
+    rdn_t *rdn;      /* read only while the DN is built; NULL in a copy */
     const char *key; /* exact comparison key */
     apr_size_t keylen;
     const char *ckey; /* key under OpenSSL's name canonicalisation */
@@ -650,4 +650,25 @@ const char *certauthz_dn_text(const certauthz_dn_t *dn)
 int certauthz_dn_count(const certauthz_dn_t *dn)
 {
     return dn->n;
+}
+
+const certauthz_dn_t *certauthz_dn_copy(const certauthz_dn_t *dn, apr_pool_t *p)
+{
+    apr_size_t tlen = strlen(dn->text);
+    certauthz_dn_t *c =
+        apr_palloc(p, sizeof(*c) + dn->keylen + dn->ckeylen + tlen + 3);
+    char *o = (char *)(c + 1);
+
+    c->n = dn->n;
+    c->rdn = NULL;
+    c->keylen = dn->keylen;
+    c->key = memcpy(o, dn->key, dn->keylen);
+    o[dn->keylen] = '\0';
+    o += dn->keylen + 1;
+    c->ckeylen = dn->ckeylen;
+    c->ckey = memcpy(o, dn->ckey, dn->ckeylen);
+    o[dn->ckeylen] = '\0';
+    o += dn->ckeylen + 1;
+    c->text = memcpy(o, dn->text, tlen + 1);
+    return c;
 }

@@ -3,8 +3,18 @@
  * map with a hash index of exact selectors, and resolution of certificate
  * facts against it (first match in file order, deny precedence, issuer
  * sections).
+ *
+ * Memory: loading costs little more than what the map keeps, 56 bytes a
+ * rule, its strings and its share of the index (maps of a million rules are
+ * loaded by big sites).  The parser streams: a file is read in chunks and
+ * never held whole; rules go to blocks that grow with the map (no array
+ * sized by a count of lines, no copy when it grows); a selector is compiled
+ * in a pool cleared after every line and only what matching needs is kept
+ * (the value; for dn: a compact copy of the DN); what many rules share (a
+ * groups field, the way back to the map) is kept once.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <apr_file_io.h>
@@ -15,23 +25,37 @@
 #include "certauthz_map.h"
 #include "certauthz_util.h"
 
+/* The groups field of allow rules, kept once for all the rules of a map
+ * that have the same text, and the way from a rule back to its map.  Deny
+ * rules and rules without groups share one with no names. */
+typedef struct {
+    const certauthz_map_t *map;
+    const char *const *names; /* n names and a NULL; NULL when n == 0 */
+    unsigned n;
+} groups_t;
+
+/* 56 bytes on LP64: a map of a million rules holds a million of these. */
 struct certauthz_rule_t {
     certauthz_selector_t sel;
-    const char *user;          /* may hold $N when refs */
-    const char *const *groups; /* may hold $N when refs */
-    const certauthz_map_t *map;
-    unsigned line;
+    const char *user;       /* may hold $N when refs */
+    const groups_t *groups; /* names may hold $N when refs */
+    unsigned line : 30;     /* at most CERTAUTHZ_MAX_LINES */
+    unsigned deny : 1;
+    unsigned refs : 1;    /* user or groups use $N */
     unsigned short scope; /* 0: every issuer; n: map->issuer_dn[n] */
-    unsigned short ngroups;
-    unsigned char deny;
-    unsigned char refs; /* user or groups use $N */
 };
+
+/* Rules live in blocks of RULE_BLOCK (14 KiB), allocated as the map grows. */
+#define RULE_SHIFT 8
+#define RULE_BLOCK (1u << RULE_SHIFT)
 
 struct certauthz_map_t {
     const char *name;
-    certauthz_rule_t *rules; /* file order */
+    /* rule i: block[i / RULE_BLOCK][i % RULE_BLOCK] */
+    certauthz_rule_t **block;
     unsigned nrules;
-    /* exact selectors: open addressing, slot = rule index + 1, 0 empty */
+    /* exact selectors: open addressing (see SLOT_BITS); the table is
+     * malloc()ed, to be freed when it grows, and freed with the map's pool */
     uint32_t *slots;
     uint32_t mask;
     unsigned exact_types; /* bit t set: some exact rule of type t exists */
@@ -44,7 +68,25 @@ struct certauthz_map_t {
     certauthz_map_stats_t stats;
 };
 
+static certauthz_rule_t *rule_at(const certauthz_map_t *m, uint32_t i)
+{
+    return &m->block[i >> RULE_SHIFT][i & (RULE_BLOCK - 1)];
+}
+
 /* ---- index of exact selectors ---------------------------------------- */
+
+/* A slot holds a rule index + 1 in its low SLOT_BITS bits (0: empty) and the
+ * top bits of its key's hash above them, so that most probes that meet
+ * another key are settled without reading that key's rule (a cache miss
+ * each in a big map).  The table is kept at most half full, so it has at
+ * most 2 * CERTAUTHZ_MAX_LINES slots: the bits that choose a slot are all
+ * below SLOT_BITS, and the tag bits tell keys of one slot apart. */
+#define SLOT_BITS 25
+#define SLOT_INDEX(s) ((s) & ((1u << SLOT_BITS) - 1))
+#define SLOT_TAG(h) ((h) & ~((1u << SLOT_BITS) - 1))
+#if CERTAUTHZ_MAX_LINES > (1 << (SLOT_BITS - 1))
+#error "CERTAUTHZ_MAX_LINES does not fit the index slots"
+#endif
 
 static uint32_t key_hash(unsigned scope, unsigned type, unsigned deny,
                          const char *key, apr_size_t len)
@@ -58,33 +100,60 @@ static uint32_t key_hash(unsigned scope, unsigned type, unsigned deny,
     return (uint32_t)(h ^ (h >> 32));
 }
 
+static uint32_t rule_hash(const certauthz_rule_t *r)
+{
+    return key_hash(r->scope, r->sel.type, r->deny, r->sel.value, r->sel.len);
+}
+
 /* Index of the rule with this key, or UINT32_MAX. */
 static uint32_t index_find(const certauthz_map_t *m, unsigned scope,
                            unsigned type, unsigned deny, const char *key,
                            apr_size_t len)
 {
-    uint32_t i = key_hash(scope, type, deny, key, len) & m->mask;
-    for (;;) {
-        uint32_t s = m->slots[i];
-        if (!s)
-            return UINT32_MAX;
-        const certauthz_rule_t *r = &m->rules[s - 1];
-        if (r->scope == scope && r->sel.type == type && r->deny == deny
-            && r->sel.len == len && !memcmp(r->sel.value, key, len))
-            return s - 1;
+    uint32_t h = key_hash(scope, type, deny, key, len);
+    uint32_t i = h & m->mask, s;
+
+    while ((s = m->slots[i])) {
+        if (SLOT_TAG(s) == SLOT_TAG(h)) {
+            const certauthz_rule_t *r = rule_at(m, SLOT_INDEX(s) - 1);
+            if (r->scope == scope && r->sel.type == type && r->deny == deny
+                && r->sel.len == len && !memcmp(r->sel.value, key, len))
+                return SLOT_INDEX(s) - 1;
+        }
         i = (i + 1) & m->mask;
     }
+    return UINT32_MAX;
 }
 
-static void index_insert(certauthz_map_t *m, uint32_t idx)
+static void slot_put(uint32_t *slots, uint32_t mask, uint32_t h, uint32_t idx)
 {
-    const certauthz_rule_t *r = &m->rules[idx];
-    uint32_t i =
-        key_hash(r->scope, r->sel.type, r->deny, r->sel.value, r->sel.len)
-        & m->mask;
-    while (m->slots[i])
-        i = (i + 1) & m->mask;
-    m->slots[i] = idx + 1;
+    uint32_t i = h & mask;
+    while (slots[i])
+        i = (i + 1) & mask;
+    slots[i] = SLOT_TAG(h) | (idx + 1);
+}
+
+/* A table of nslots (a power of two) holding the exact rules so far; NULL
+ * when out of memory. */
+static uint32_t *index_build(const certauthz_map_t *m, apr_size_t nslots)
+{
+    uint32_t *slots = calloc(nslots, sizeof(uint32_t));
+
+    if (slots)
+        for (uint32_t i = 0; i < m->nrules; i++) {
+            const certauthz_rule_t *r = rule_at(m, i);
+            if (r->sel.kind == CERTAUTHZ_SEL_EXACT)
+                slot_put(slots, (uint32_t)(nslots - 1), rule_hash(r), i);
+        }
+    return slots;
+}
+
+static apr_status_t index_cleanup(void *data)
+{
+    certauthz_map_t *m = data;
+    free(m->slots);
+    m->slots = NULL;
+    return APR_SUCCESS;
 }
 
 /* ---- parser ------------------------------------------------------------ */
@@ -100,13 +169,20 @@ typedef struct {
     certauthz_map_t *m;
     apr_pool_t *p;       /* the map's pool */
     apr_pool_t *scratch; /* parse-time only */
+    apr_pool_t *line_p;  /* what one line needs while it is parsed */
     apr_array_header_t *errs;
-    apr_hash_t *groups_seen; /* groups field text -> interned list */
+    apr_hash_t *groups_seen;  /* groups field text -> groups_t */
+    const groups_t *nogroups; /* of deny rules and rules without groups */
     apr_array_header_t *issuer_dns;
     apr_array_header_t *allow_pat, *deny_pat;
+    unsigned nblocks; /* room in m->block */
+    unsigned nexact;  /* exact rules in the index */
     unsigned scope;
-    unsigned line;
-    char *buf; /* unquoted fields of the current line */
+    unsigned line; /* lines seen, the current one included */
+    int started;   /* past a byte order mark, if any */
+    int skipping;  /* in a line already reported too long */
+    int stop;      /* too many lines: the rest is not read */
+    char *buf;     /* unquoted fields of the current line */
 } parse_t;
 
 static void push_error(apr_array_header_t *errs, const char *file,
@@ -125,7 +201,6 @@ static void add_error(parse_t *ps, const char *reason)
 {
     push_error(ps->errs, ps->m->name, ps->line, reason);
 }
-
 /* Copy the quoted string that starts at line[*i] (a '"') to *o, undoing
  * \" and \\ (any other backslash is kept).  Leaves *i after the closing
  * quote; 0 when the line ends first. */
@@ -221,29 +296,32 @@ static int check_refs(parse_t *ps, const certauthz_rule_t *r, const char *s,
     return found;
 }
 
-/* Split "a,b,c" (spaces around names ignored) into an interned list. */
+/* Split "a,b,c" (spaces around names ignored) into a groups_t, kept once
+ * for every rule with the same field text. */
 static int parse_groups(parse_t *ps, certauthz_rule_t *r, const field_t *f)
 {
-    const char *const *list = apr_hash_get(ps->groups_seen, f->s, f->len);
+    const groups_t *seen = apr_hash_get(ps->groups_seen, f->s, f->len);
     apr_array_header_t *arr;
+    groups_t *g;
+    const char **names;
     apr_size_t i = 0;
     int refs = 0;
 
-    if (list) {
-        for (r->ngroups = 0; list[r->ngroups]; r->ngroups++)
-            ;
-        r->groups = list;
-        for (int g = 0; g < r->ngroups; g++) {
-            int c = check_refs(ps, r, list[g], strlen(list[g]), "groups");
+    if (seen) {
+        r->groups = seen;
+        for (unsigned k = 0; k < seen->n; k++) {
+            int c = check_refs(ps, r, seen->names[k], strlen(seen->names[k]),
+                               "groups");
             if (c < 0)
                 return -1;
             refs |= c;
         }
         return refs;
     }
-    arr = apr_array_make(ps->p, 4, sizeof(const char *));
+    arr = apr_array_make(ps->line_p, 4, sizeof(field_t));
     while (i <= f->len) {
         apr_size_t start = i, end;
+        field_t *name;
         while (i < f->len && f->s[i] != ',')
             i++;
         end = i++;
@@ -263,18 +341,28 @@ static int parse_groups(parse_t *ps, certauthz_rule_t *r, const field_t *f)
         if (c < 0)
             return -1;
         refs |= c;
-        *(const char **)apr_array_push(arr) =
-            apr_pstrmemdup(ps->p, f->s + start, end - start);
+        name = apr_array_push(arr);
+        name->s = f->s + start;
+        name->len = end - start;
     }
     if (arr->nelts > 65535) {
         add_error(ps, "too many groups");
         return -1;
     }
-    r->ngroups = (unsigned short)arr->nelts;
-    *(const char **)apr_array_push(arr) = NULL;
-    r->groups = (const char *const *)arr->elts;
+    g = apr_palloc(ps->p,
+                   sizeof(*g) + sizeof(char *) * ((apr_size_t)arr->nelts + 1));
+    names = (const char **)(g + 1);
+    for (int k = 0; k < arr->nelts; k++) {
+        const field_t *name = &APR_ARRAY_IDX(arr, k, field_t);
+        names[k] = apr_pstrmemdup(ps->p, name->s, name->len);
+    }
+    names[arr->nelts] = NULL;
+    g->map = ps->m;
+    g->names = names;
+    g->n = (unsigned)arr->nelts;
     apr_hash_set(ps->groups_seen, apr_pstrmemdup(ps->scratch, f->s, f->len),
-                 f->len, r->groups);
+                 f->len, g);
+    r->groups = g;
     return refs;
 }
 
@@ -315,7 +403,7 @@ static void parse_section(parse_t *ps, const char *line, apr_size_t len)
         if (i >= len || line[i] != ']')
             goto bad;
         if (certauthz_dn_parse(&dn, dntext, (apr_size_t)(o - dntext), &why,
-                               ps->p)
+                               ps->line_p)
             != APR_SUCCESS) {
             add_error(ps, apr_psprintf(ps->scratch,
                                        "bad issuer DN in section "
@@ -326,11 +414,14 @@ static void parse_section(parse_t *ps, const char *line, apr_size_t len)
         key = certauthz_dn_issuer_key(dn, &klen);
         scope = apr_hash_get(ps->m->issuers, key, klen);
         if (!scope) {
+            const certauthz_dn_t *kept;
             if (ps->issuer_dns->nelts >= 65535) {
                 add_error(ps, "too many issuer sections");
                 return;
             }
-            *(const certauthz_dn_t **)apr_array_push(ps->issuer_dns) = dn;
+            kept = certauthz_dn_copy(dn, ps->p);
+            key = certauthz_dn_issuer_key(kept, &klen);
+            *(const certauthz_dn_t **)apr_array_push(ps->issuer_dns) = kept;
             scope = apr_palloc(ps->p, sizeof(*scope));
             *scope = (unsigned)ps->issuer_dns->nelts - 1;
             apr_hash_set(ps->m->issuers, key, klen, scope);
@@ -350,15 +441,102 @@ bad:
 #undef SKIP_WS
 }
 
+/* Compile the selector of a rule.  A regex is compiled in the map's pool,
+ * which its code lives and dies with; any other selector in the line pool,
+ * and keep_selector() copies what the map keeps of it. */
+static int parse_selector(parse_t *ps, certauthz_selector_t *sel,
+                          const char *text, apr_size_t len)
+{
+    apr_pool_t *p = ps->line_p;
+    const char *why;
+    apr_size_t n = 0;
+
+    /* "type~regex", as certauthz_selector_parse() reads it */
+    while (n < len
+           && ((text[n] >= 'a' && text[n] <= 'z')
+               || (text[n] >= '0' && text[n] <= '9')))
+        n++;
+    if (n < len && text[n] == '~')
+        p = ps->p;
+    if (certauthz_selector_parse(sel, text, len, &why, p) != APR_SUCCESS) {
+        add_error(ps, why);
+        return 0;
+    }
+    if (sel->kind == CERTAUTHZ_SEL_REGEX && p != ps->p
+        && certauthz_selector_parse(sel, text, len, &why, ps->p)
+               != APR_SUCCESS) { /* not reached, unless the syntax changes */
+        add_error(ps, why);
+        return 0;
+    }
+    return 1;
+}
+
+/* Move what the map keeps of a selector out of the line pool. */
+static void keep_selector(parse_t *ps, certauthz_selector_t *sel)
+{
+    if (sel->kind == CERTAUTHZ_SEL_REGEX)
+        return;
+    if (sel->type == CERTAUTHZ_DN && sel->kind == CERTAUTHZ_SEL_EXACT) {
+        /* the value of an exact dn selector is the key of its DN */
+        sel->u.dn = certauthz_dn_copy(sel->u.dn, ps->p);
+        sel->value = certauthz_dn_key(sel->u.dn, &sel->len);
+    }
+    else {
+        sel->value = apr_pstrmemdup(ps->p, sel->value, sel->len);
+    }
+}
+
+/* Append a rule to the map; its index. */
+static uint32_t rule_add(parse_t *ps, const certauthz_rule_t *r)
+{
+    certauthz_map_t *m = ps->m;
+    unsigned b = m->nrules >> RULE_SHIFT;
+
+    if (!(m->nrules & (RULE_BLOCK - 1))) {
+        if (b == ps->nblocks) {
+            unsigned n = b ? 2 * b : 4;
+            certauthz_rule_t **t = apr_palloc(ps->p, n * sizeof(*t));
+            if (b)
+                memcpy(t, m->block, b * sizeof(*t));
+            m->block = t;
+            ps->nblocks = n;
+        }
+        m->block[b] = apr_palloc(ps->p, RULE_BLOCK * sizeof(**m->block));
+    }
+    *rule_at(m, m->nrules) = *r;
+    return m->nrules++;
+}
+
+/* Room in the index for one more exact rule: the table stays at most half
+ * full.  0 (with an error) when out of memory. */
+static int index_reserve(parse_t *ps)
+{
+    certauthz_map_t *m = ps->m;
+    apr_size_t nslots = (apr_size_t)m->mask + 1;
+    uint32_t *slots;
+
+    if (2 * ((apr_size_t)ps->nexact + 1) <= nslots)
+        return 1;
+    if (!(slots = index_build(m, 2 * nslots))) {
+        add_error(ps, "out of memory");
+        return 0;
+    }
+    free(m->slots);
+    m->slots = slots;
+    m->mask = (uint32_t)(2 * nslots - 1);
+    return 1;
+}
+
 static void parse_rule(parse_t *ps, const field_t *f, int n)
 {
     certauthz_map_t *m = ps->m;
-    certauthz_rule_t *r = &m->rules[m->nrules];
-    const char *why;
+    certauthz_rule_t r;
     int deny = f[0].len == 4 && !memcmp(f[0].s, "deny", 4);
-    int refs;
+    int refs = 0;
+    uint32_t idx;
 
-    memset(r, 0, sizeof(*r));
+    memset(&r, 0, sizeof(r));
+    r.groups = ps->nogroups;
     if (deny) {
         if (n < 2) {
             add_error(ps, "deny needs a selector");
@@ -371,15 +549,11 @@ static void parse_rule(parse_t *ps, const field_t *f, int n)
         f++;
         n--;
     }
-    if (certauthz_selector_parse(&r->sel, f[0].s, f[0].len, &why, ps->p)
-        != APR_SUCCESS) {
-        add_error(ps, why);
+    if (!parse_selector(ps, &r.sel, f[0].s, f[0].len))
         return;
-    }
-    r->deny = (unsigned char)deny;
-    r->scope = (unsigned short)ps->scope;
-    r->line = ps->line;
-    r->map = m;
+    r.deny = deny;
+    r.scope = (unsigned short)ps->scope;
+    r.line = ps->line;
     if (!deny) {
         if (n < 2) {
             add_error(ps, "missing user");
@@ -398,51 +572,62 @@ static void parse_rule(parse_t *ps, const field_t *f, int n)
             add_error(ps, "control character in user");
             return;
         }
-        if ((refs = check_refs(ps, r, f[1].s, f[1].len, "user")) < 0)
+        if ((refs = check_refs(ps, &r, f[1].s, f[1].len, "user")) < 0)
             return;
-        r->user = apr_pstrmemdup(ps->p, f[1].s, f[1].len);
         if (n == 3) {
-            int g = parse_groups(ps, r, &f[2]);
+            int g = parse_groups(ps, &r, &f[2]);
             if (g < 0)
                 return;
             refs |= g;
         }
-        r->refs = (unsigned char)refs;
+        r.refs = refs != 0;
+        r.user = apr_pstrmemdup(ps->p, f[1].s, f[1].len);
     }
-    if (r->sel.kind == CERTAUTHZ_SEL_EXACT) {
-        uint32_t prev = index_find(m, r->scope, r->sel.type, r->deny,
-                                   r->sel.value, r->sel.len);
+    if (r.sel.kind == CERTAUTHZ_SEL_EXACT) {
+        uint32_t prev =
+            index_find(m, r.scope, r.sel.type, r.deny, r.sel.value, r.sel.len);
         if (prev != UINT32_MAX) {
             add_error(
                 ps, apr_psprintf(ps->scratch,
                                  "duplicate selector %s "
                                  "(first at line %u)",
                                  certauthz_log_escape(certauthz_selector_text(
-                                                          &r->sel, ps->scratch),
+                                                          &r.sel, ps->scratch),
                                                       ps->scratch),
-                                 m->rules[prev].line));
+                                 (unsigned)rule_at(m, prev)->line));
             return;
         }
-        index_insert(m, m->nrules);
-        m->exact_types |= 1u << r->sel.type;
+        if (!index_reserve(ps))
+            return;
+        keep_selector(ps, &r.sel);
+        idx = rule_add(ps, &r);
+        slot_put(m->slots, m->mask, rule_hash(&r), idx);
+        ps->nexact++;
+        m->exact_types |= 1u << r.sel.type;
         if (deny)
             m->stats.deny++;
         else
-            m->stats.exact[r->sel.type]++;
+            m->stats.exact[r.sel.type]++;
     }
     else {
-        *(uint32_t *)apr_array_push(deny ? ps->deny_pat : ps->allow_pat) =
-            m->nrules;
+        keep_selector(ps, &r.sel);
+        idx = rule_add(ps, &r);
+        *(uint32_t *)apr_array_push(deny ? ps->deny_pat : ps->allow_pat) = idx;
         if (deny)
             m->stats.deny++;
-        else if (r->sel.kind == CERTAUTHZ_SEL_GLOB)
+        else if (r.sel.kind == CERTAUTHZ_SEL_GLOB)
             m->stats.globs++;
         else
             m->stats.regexes++;
     }
     if (!deny)
         m->stats.rules++;
-    m->nrules++;
+}
+
+static void line_too_long(parse_t *ps)
+{
+    add_error(ps, apr_psprintf(ps->scratch, "line longer than %d bytes",
+                               CERTAUTHZ_MAX_LINE));
 }
 
 static void parse_line(parse_t *ps, const char *line, apr_size_t len)
@@ -452,8 +637,7 @@ static void parse_line(parse_t *ps, const char *line, apr_size_t len)
     int n;
 
     if (len > CERTAUTHZ_MAX_LINE) {
-        add_error(ps, apr_psprintf(ps->scratch, "line longer than %d bytes",
-                                   CERTAUTHZ_MAX_LINE));
+        line_too_long(ps);
         return;
     }
     if (memchr(line, '\0', len)) {
@@ -466,13 +650,115 @@ static void parse_line(parse_t *ps, const char *line, apr_size_t len)
     }
     while (i < len && (line[i] == ' ' || line[i] == '\t'))
         i++;
-    if (i < len && line[i] == '[') {
+    if (i < len && line[i] == '[')
         parse_section(ps, line + i, len - i);
-        return;
-    }
-    n = split_fields(ps, line, len, f);
-    if (n > 0)
+    else if ((n = split_fields(ps, line, len, f)) > 0)
         parse_rule(ps, f, n);
+    apr_pool_clear(ps->line_p);
+}
+
+/* More lines than a map may have: that is the one error reported, as it
+ * would be for a file not read at all. */
+static void too_many_lines(parse_t *ps)
+{
+    ps->errs->nelts = 0;
+    push_error(
+        ps->errs, ps->m->name, 0,
+        apr_psprintf(ps->scratch, "more than %d lines", CERTAUTHZ_MAX_LINES));
+    ps->stop = 1;
+}
+
+/* Parse the lines of text[0..len), the text that follows what was parsed
+ * before; at eof the last line needs no line end.  Returns how many bytes
+ * were used: the rest, the start of a line, is to be passed again with the
+ * text that follows it.  That rest is never longer than a line may be (with
+ * its '\r'): a longer line is reported at once and skipped. */
+static apr_size_t parse_text(parse_t *ps, const char *text, apr_size_t len,
+                             int eof)
+{
+    const char *pos = text, *end = text + len;
+
+    if (!ps->started) {
+        /* a UTF-8 byte order mark is not part of the first line */
+        if (len < 3 && !eof && !memcmp(text, "\xEF\xBB\xBF", len))
+            return 0;
+        ps->started = 1;
+        if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3))
+            pos += 3;
+    }
+    while (pos < end && !ps->stop) {
+        const char *nl = memchr(pos, '\n', (apr_size_t)(end - pos));
+        apr_size_t l;
+
+        if (!nl && !eof) {
+            if (!ps->skipping
+                && (apr_size_t)(end - pos) <= CERTAUTHZ_MAX_LINE + 1)
+                break; /* the line may still be short enough */
+            if (!ps->skipping) {
+                ps->line++;
+                line_too_long(ps);
+                ps->skipping = 1;
+            }
+            return len;
+        }
+        l = (apr_size_t)((nl ? nl : end) - pos);
+        if (ps->skipping) {
+            ps->skipping = 0; /* the rest of the long line, already counted */
+        }
+        else {
+            ps->line++;
+            if (l && pos[l - 1] == '\r')
+                l--;
+            if (ps->errs->nelts < CERTAUTHZ_MAX_ERRORS)
+                parse_line(ps, pos, l);
+        }
+        if (!nl)
+            return len;
+        pos = nl + 1;
+        if (ps->line >= CERTAUTHZ_MAX_LINES)
+            too_many_lines(ps);
+    }
+    return (apr_size_t)(pos - text);
+}
+
+/* Start a parse into p; errors go to errs. */
+static apr_status_t parse_begin(parse_t *ps, const char *name,
+                                apr_array_header_t *errs, apr_pool_t *p)
+{
+    certauthz_map_t *m;
+    groups_t *none;
+    apr_status_t rv;
+
+    memset(ps, 0, sizeof(*ps));
+    if ((rv = apr_pool_create(&ps->scratch, p)) != APR_SUCCESS
+        || (rv = apr_pool_create(&ps->line_p, ps->scratch)) != APR_SUCCESS) {
+        push_error(errs, name, 0, "out of memory");
+        return rv;
+    }
+    m = apr_pcalloc(p, sizeof(*m));
+    m->name = apr_pstrdup(p, name);
+    m->mask = 15;
+    if (!(m->slots = calloc(m->mask + 1, sizeof(uint32_t)))) {
+        push_error(errs, name, 0, "out of memory");
+        apr_pool_destroy(ps->scratch);
+        return APR_ENOMEM;
+    }
+    apr_pool_cleanup_register(p, m, index_cleanup, apr_pool_cleanup_null);
+    m->issuers = apr_hash_make(p);
+    none = apr_pcalloc(p, sizeof(*none));
+    none->map = m;
+
+    ps->m = m;
+    ps->p = p;
+    ps->errs = errs;
+    ps->groups_seen = apr_hash_make(ps->scratch);
+    ps->nogroups = none;
+    ps->issuer_dns = apr_array_make(p, 4, sizeof(const certauthz_dn_t *));
+    *(const certauthz_dn_t **)apr_array_push(ps->issuer_dns) = NULL;
+    ps->allow_pat = apr_array_make(ps->scratch, 16, sizeof(uint32_t));
+    ps->deny_pat = apr_array_make(ps->scratch, 16, sizeof(uint32_t));
+    ps->buf = apr_palloc(ps->scratch, CERTAUTHZ_MAX_LINE + 1);
+    return APR_SUCCESS;
 }
 
 /* The rule indices collected in a scratch array, copied to the map. */
@@ -483,80 +769,78 @@ static uint32_t *index_copy(const apr_array_header_t *a, apr_pool_t *p)
     return d;
 }
 
+/* Finish a parse: the map, or nothing when any error was found (the
+ * index is freed at once, the rest stays in the pool). */
+static apr_status_t parse_end(parse_t *ps, certauthz_map_t **pmap)
+{
+    certauthz_map_t *m = ps->m;
+
+    if (ps->errs->nelts) {
+        apr_pool_cleanup_run(ps->p, m, index_cleanup);
+        apr_pool_destroy(ps->scratch);
+        return CERTAUTHZ_EBADINPUT;
+    }
+    m->allow_pat = index_copy(ps->allow_pat, ps->p);
+    m->nallow_pat = (unsigned)ps->allow_pat->nelts;
+    m->deny_pat = index_copy(ps->deny_pat, ps->p);
+    m->ndeny_pat = (unsigned)ps->deny_pat->nelts;
+    m->issuer_dn = (const certauthz_dn_t **)ps->issuer_dns->elts;
+    m->stats.sections = (unsigned)ps->issuer_dns->nelts - 1;
+    apr_pool_destroy(ps->scratch);
+    *pmap = m;
+    return APR_SUCCESS;
+}
+
 apr_status_t certauthz_map_parse(certauthz_map_t **pmap, const char *name,
                                  const char *buf, apr_size_t len,
                                  apr_array_header_t **errs, apr_pool_t *p)
 {
     parse_t ps;
-    certauthz_map_t *m;
-    const char *pos = buf, *end = buf + len;
-    apr_size_t nlines = 1, nslots = 16;
     apr_status_t rv;
 
     *pmap = NULL;
     *errs = apr_array_make(p, 1, sizeof(certauthz_error_t));
-    if ((rv = apr_pool_create(&ps.scratch, p)) != APR_SUCCESS) {
-        push_error(*errs, name, 0, "out of memory");
+    if ((rv = parse_begin(&ps, name, *errs, p)) != APR_SUCCESS)
         return rv;
+    parse_text(&ps, buf, len, 1);
+    return parse_end(&ps, pmap);
+}
+
+/* Bytes read from a map file at a time.  The buffer also holds the start
+ * of the line the previous read cut, at most a line's worth. */
+#define READ_CHUNK 65536
+
+static apr_status_t read_map(parse_t *ps, apr_file_t *fd, apr_pool_t *tmp)
+{
+    apr_size_t size = READ_CHUNK + CERTAUTHZ_MAX_LINE + 2, have = 0;
+    char *buf = apr_palloc(tmp, size);
+    int eof = 0;
+
+    while (!eof && !ps->stop) {
+        apr_size_t got = 0, used;
+        apr_status_t rv = apr_file_read_full(fd, buf + have, size - have, &got);
+        if (rv == APR_EOF)
+            eof = 1;
+        else if (rv != APR_SUCCESS)
+            return rv;
+        have += got;
+        used = parse_text(ps, buf, have, eof);
+        have -= used;
+        memmove(buf, buf + used, have);
     }
-
-    for (const char *q = buf; (q = memchr(q, '\n', (apr_size_t)(end - q))); q++)
-        nlines++;
-    if (nlines > CERTAUTHZ_MAX_LINES) {
-        push_error(*errs, name, 0,
-                   apr_psprintf(p, "more than %d lines", CERTAUTHZ_MAX_LINES));
-        apr_pool_destroy(ps.scratch);
-        return CERTAUTHZ_EBADINPUT;
-    }
-    while (nslots < 2 * nlines)
-        nslots <<= 1;
-
-    m = apr_pcalloc(p, sizeof(*m));
-    m->name = apr_pstrdup(p, name);
-    m->rules = apr_palloc(p, nlines * sizeof(certauthz_rule_t));
-    m->slots = apr_pcalloc(p, nslots * sizeof(uint32_t));
-    m->mask = (uint32_t)(nslots - 1);
-    m->issuers = apr_hash_make(p);
-
-    ps.m = m;
-    ps.p = p;
-    ps.errs = *errs;
-    ps.groups_seen = apr_hash_make(ps.scratch);
-    ps.issuer_dns = apr_array_make(p, 4, sizeof(const certauthz_dn_t *));
-    *(const certauthz_dn_t **)apr_array_push(ps.issuer_dns) = NULL;
-    ps.allow_pat = apr_array_make(ps.scratch, 16, sizeof(uint32_t));
-    ps.deny_pat = apr_array_make(ps.scratch, 16, sizeof(uint32_t));
-    ps.scope = 0;
-    ps.line = 0;
-    ps.buf = apr_palloc(ps.scratch, CERTAUTHZ_MAX_LINE + 1);
-
-    /* a UTF-8 byte order mark is not part of the first line */
-    if (len >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3))
-        pos += 3;
-    while (pos < end && ps.errs->nelts < CERTAUTHZ_MAX_ERRORS) {
-        const char *nl = memchr(pos, '\n', (apr_size_t)(end - pos));
-        const char *eol = nl ? nl : end;
-        apr_size_t l = (apr_size_t)(eol - pos);
-        ps.line++;
-        if (l && pos[l - 1] == '\r')
-            l--;
-        parse_line(&ps, pos, l);
-        pos = nl ? nl + 1 : end;
-    }
-
-    if (ps.errs->nelts) {
-        apr_pool_destroy(ps.scratch);
-        return CERTAUTHZ_EBADINPUT;
-    }
-    m->allow_pat = index_copy(ps.allow_pat, p);
-    m->nallow_pat = (unsigned)ps.allow_pat->nelts;
-    m->deny_pat = index_copy(ps.deny_pat, p);
-    m->ndeny_pat = (unsigned)ps.deny_pat->nelts;
-    m->issuer_dn = (const certauthz_dn_t **)ps.issuer_dns->elts;
-    m->stats.sections = (unsigned)ps.issuer_dns->nelts - 1;
-    apr_pool_destroy(ps.scratch);
-    *pmap = m;
     return APR_SUCCESS;
+}
+
+/* An error of the file itself (not of its text): the one error reported. */
+static apr_status_t file_error(apr_array_header_t *errs, const char *path,
+                               apr_status_t rv, apr_pool_t *p)
+{
+    char msg[256];
+
+    errs->nelts = 0;
+    push_error(errs, apr_pstrdup(p, path), 0,
+               apr_strerror(rv, msg, sizeof(msg)));
+    return rv;
 }
 
 apr_status_t certauthz_map_load(certauthz_map_t **pmap, const char *path,
@@ -566,8 +850,7 @@ apr_status_t certauthz_map_load(certauthz_map_t **pmap, const char *path,
     apr_file_t *fd;
     apr_finfo_t fi;
     apr_status_t rv;
-    char *buf, msg[256];
-    apr_size_t got = 0;
+    parse_t ps;
 
     *pmap = NULL;
     *errs = apr_array_make(p, 1, sizeof(certauthz_error_t));
@@ -579,26 +862,21 @@ apr_status_t certauthz_map_load(certauthz_map_t **pmap, const char *path,
                        APR_OS_DEFAULT, tmp);
     if (rv == APR_SUCCESS)
         rv = apr_file_info_get(&fi, APR_FINFO_TYPE | APR_FINFO_SIZE, fd);
-    if (rv == APR_SUCCESS && fi.filetype != APR_REG) {
+    if (rv != APR_SUCCESS) {
+        file_error(*errs, path, rv, p);
+    }
+    else if (fi.filetype != APR_REG) {
         push_error(*errs, apr_pstrdup(p, path), 0,
                    fi.filetype == APR_DIR ? "is a directory, not a map file"
                                           : "is not a regular file");
-        apr_pool_destroy(tmp);
-        return CERTAUTHZ_EBADINPUT;
+        rv = CERTAUTHZ_EBADINPUT;
     }
-    if (rv == APR_SUCCESS) {
-        buf = apr_palloc(tmp, (apr_size_t)fi.size + 1);
-        rv = apr_file_read_full(fd, buf, (apr_size_t)fi.size, &got);
-        if (rv == APR_EOF)
-            rv = APR_SUCCESS;
+    else if ((rv = parse_begin(&ps, path, *errs, p)) == APR_SUCCESS) {
+        if ((rv = read_map(&ps, fd, tmp)) != APR_SUCCESS)
+            file_error(*errs, path, rv, p); /* and what was parsed is moot */
+        if (parse_end(&ps, pmap) != APR_SUCCESS && rv == APR_SUCCESS)
+            rv = CERTAUTHZ_EBADINPUT;
     }
-    if (rv != APR_SUCCESS) {
-        push_error(*errs, apr_pstrdup(p, path), 0,
-                   apr_strerror(rv, msg, sizeof(msg)));
-        apr_pool_destroy(tmp);
-        return rv;
-    }
-    rv = certauthz_map_parse(pmap, path, buf, got, errs, p);
     apr_pool_destroy(tmp);
     return rv;
 }
@@ -711,11 +989,11 @@ void certauthz_map_resolve(certauthz_identity_t *id, const certauthz_map_t *m,
     best = exact_first(m, f, scope, 1);
     if (best != UINT32_MAX) {
         id->outcome = CERTAUTHZ_DENIED;
-        id->rule = &m->rules[best];
+        id->rule = rule_at(m, best);
         return;
     }
     for (i = 0; i < m->ndeny_pat; i++) {
-        r = &m->rules[m->deny_pat[i]];
+        r = rule_at(m, m->deny_pat[i]);
         if (in_scope(r, scope) && certauthz_selector_match(&r->sel, f, NULL)) {
             id->outcome = CERTAUTHZ_DENIED;
             id->rule = r;
@@ -728,7 +1006,7 @@ void certauthz_map_resolve(certauthz_identity_t *id, const certauthz_map_t *m,
     caps.n = 0;
     for (i = 0; i < m->nallow_pat && m->allow_pat[i] < best; i++) {
         int hit;
-        r = &m->rules[m->allow_pat[i]];
+        r = rule_at(m, m->allow_pat[i]);
         if (!in_scope(r, scope))
             continue;
         hit = certauthz_selector_match(&r->sel, f, &caps);
@@ -745,19 +1023,19 @@ void certauthz_map_resolve(certauthz_identity_t *id, const certauthz_map_t *m,
     }
     if (best == UINT32_MAX)
         return;
-    r = &m->rules[best];
+    r = rule_at(m, best);
     id->rule = r;
     id->user = r->user;
-    id->ngroups = r->ngroups;
-    id->groups = r->groups;
+    id->ngroups = (int)r->groups->n;
+    id->groups = r->groups->names;
     if (r->refs) {
-        const char **g = apr_palloc(p, sizeof(char *) * (r->ngroups + 1u));
+        const char **g = apr_palloc(p, sizeof(char *) * (r->groups->n + 1u));
         if (!(id->user = substitute(r->user, &caps, 0, p)))
             goto unusable;
-        for (int k = 0; k < r->ngroups; k++)
-            if (!(g[k] = substitute(r->groups[k], &caps, 1, p)))
+        for (unsigned k = 0; k < r->groups->n; k++)
+            if (!(g[k] = substitute(r->groups->names[k], &caps, 1, p)))
                 goto unusable;
-        g[r->ngroups] = NULL;
+        g[r->groups->n] = NULL;
         id->groups = g;
     }
     id->outcome = CERTAUTHZ_MAPPED;
@@ -775,7 +1053,7 @@ void certauthz_map_each_match(const certauthz_map_t *m,
     unsigned scope = issuer_scope(m, f);
 
     for (unsigned i = 0; i < m->nrules; i++) {
-        const certauthz_rule_t *r = &m->rules[i];
+        const certauthz_rule_t *r = rule_at(m, i);
         int hit;
         if (!in_scope(r, scope))
             continue;
@@ -786,9 +1064,29 @@ void certauthz_map_each_match(const certauthz_map_t *m,
     }
 }
 
+unsigned certauthz_map_find_exact(const certauthz_map_t *m,
+                                  const certauthz_dn_t *issuer, int deny,
+                                  certauthz_type_e type, const char *key,
+                                  apr_size_t len)
+{
+    unsigned scope = 0;
+    uint32_t idx;
+
+    if (issuer) {
+        apr_size_t klen;
+        const char *ikey = certauthz_dn_issuer_key(issuer, &klen);
+        const unsigned *s = apr_hash_get(m->issuers, ikey, klen);
+        if (!s)
+            return m->nrules;
+        scope = *s;
+    }
+    idx = index_find(m, scope, (unsigned)type, deny != 0, key, len);
+    return idx == UINT32_MAX ? m->nrules : idx;
+}
+
 const char *certauthz_rule_file(const certauthz_rule_t *r)
 {
-    return r->map->name;
+    return r->groups->map->name;
 }
 
 unsigned certauthz_rule_line(const certauthz_rule_t *r)
@@ -808,7 +1106,7 @@ const certauthz_selector_t *certauthz_rule_selector(const certauthz_rule_t *r)
 
 const certauthz_dn_t *certauthz_rule_issuer(const certauthz_rule_t *r)
 {
-    return r->scope ? r->map->issuer_dn[r->scope] : NULL;
+    return r->scope ? r->groups->map->issuer_dn[r->scope] : NULL;
 }
 
 unsigned certauthz_map_nrules(const certauthz_map_t *m)
@@ -816,10 +1114,9 @@ unsigned certauthz_map_nrules(const certauthz_map_t *m)
     return m->nrules;
 }
 
-const certauthz_rule_t *certauthz_map_rule(const certauthz_map_t *m,
-                                           unsigned i)
+const certauthz_rule_t *certauthz_map_rule(const certauthz_map_t *m, unsigned i)
 {
-    return i < m->nrules ? &m->rules[i] : NULL;
+    return i < m->nrules ? rule_at(m, i) : NULL;
 }
 
 const char *certauthz_rule_user(const certauthz_rule_t *r)
@@ -827,11 +1124,10 @@ const char *certauthz_rule_user(const certauthz_rule_t *r)
     return r->deny ? NULL : r->user;
 }
 
-int certauthz_rule_groups(const certauthz_rule_t *r,
-                          const char *const **groups)
+int certauthz_rule_groups(const certauthz_rule_t *r, const char *const **groups)
 {
-    *groups = r->groups;
-    return r->deny ? 0 : r->ngroups;
+    *groups = r->groups->names;
+    return r->deny ? 0 : (int)r->groups->n;
 }
 
 const char *certauthz_identity_groups(const certauthz_identity_t *id,
