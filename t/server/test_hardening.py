@@ -67,7 +67,7 @@ def test_generous_untrusted_certificate_audit_reason(server, get, tls):
     assert r.status == 403
     audit = [l for l in server.log_lines(r.test_id) if "CERTAUTHZ0100" in l]
     assert len(audit) == 1, server.log_lines(r.test_id)
-    assert "decision=denied" in audit[0] and "reason=not-verified" in audit[0]
+    assert 'decision="denied"' in audit[0] and 'reason="not-verified"' in audit[0]
 
 
 @pytest.mark.parametrize("path,expected_user", [

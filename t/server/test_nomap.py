@@ -36,6 +36,6 @@ def test_no_map_in_scope(server, get, location, require, cert):
     # the refusal is audited too, with its reason
     audit = [l for l in server.log_lines(r.test_id) if "CERTAUTHZ0100:" in l]
     assert len(audit) == 1, server.log_lines(r.test_id)
-    assert "decision=denied" in audit[0], audit
-    assert "reason=%s" % ("no-map" if cert else "no-certificate") \
+    assert 'decision="denied"' in audit[0], audit
+    assert 'reason="%s"' % ("no-map" if cert else "no-certificate") \
         in audit[0], audit

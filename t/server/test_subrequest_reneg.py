@@ -286,9 +286,9 @@ def test_subrequest_reneg_keeps_main_request_identity(srv, tlsclient, certs,
         audit = [l for l in mine if "CERTAUTHZ0100:" in l
                  and 'uri="%s/ok.txt"' % RENEG["mapped"] in l]
         assert len(audit) == 1, mine
-        assert "decision=granted" in audit[0], audit
+        assert 'decision="granted"' in audit[0], audit
         assert 'user="%s"' % B_USER in audit[0], audit
-        assert "sha256=%s" % b.sha256 in audit[0], audit
+        assert 'sha256="%s"' % b.sha256 in audit[0], audit
     # the subrequest was served (mod_include logs a failed include)
     assert not [l for l in mine if "[include:" in l], mine
 
