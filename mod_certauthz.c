@@ -104,6 +104,7 @@ typedef struct {
     file_sig_t sig;         /* of the file current was read from */
     file_sig_t refused;     /* of a file not loaded (bad): not retried */
     file_sig_t pending;     /* of a changed file waiting to settle */
+    file_sig_t unreadable;  /* of a file that could not be read (logged) */
     apr_time_t pending_since;
     apr_time_t next_check;
     int missing;            /* the file could not be stat'ed last time */
@@ -286,7 +287,7 @@ static int same_sig(const file_sig_t *a, const file_sig_t *b)
  * FILE:LINE: reason; logged to s when s is not NULL). */
 static map_version_t *version_load(const char *path, const char **err,
                                    int at_startup, server_rec *s,
-                                   apr_pool_t *errpool)
+                                   apr_pool_t *errpool, apr_status_t *prv)
 {
     apr_pool_t *vp = own_pool("certauthz_map");
     certauthz_map_t *map = NULL;
@@ -300,6 +301,8 @@ static map_version_t *version_load(const char *path, const char **err,
         return NULL;
     }
     rv = certauthz_map_load(&map, path, &errs, vp);
+    if (prv)
+        *prv = rv;
     if (rv != APR_SUCCESS || !map) {
         *err = errs && errs->nelts
                    ? format_errors(errpool, errs, at_startup, s)
@@ -357,6 +360,52 @@ static apr_status_t map_file_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+#define SETTLE apr_time_from_msec(500)
+#define TICK apr_time_from_msec(250)
+static int ends_with_newline(const char *path, apr_off_t size, apr_pool_t *p,
+                             apr_status_t *rv);
+
+/* First load of a file that may be being written (an .htaccess map read at
+ * request time): the same rules as a
+ * reload -- quiet for SETTLE, a final newline, the same stat() before and
+ * after the read -- waiting for them a bounded time (about 2 s), since
+ * there is no older version to keep meanwhile.  Called without any lock. */
+static map_version_t *version_load_settled(const char *path, file_sig_t *psig,
+                                           const char **err, int at_startup,
+                                           apr_pool_t *p)
+{
+    for (int tries = 0;; tries++) {
+        file_sig_t sig, after;
+        apr_status_t rv;
+        map_version_t *v;
+        int last = tries >= 8;
+
+        if (!last && stat_file(&sig, path, p) == APR_SUCCESS) {
+            apr_time_t age = apr_time_now()
+                             - (sig.mtime > sig.ctime ? sig.mtime : sig.ctime);
+            if (age >= 0 && age < SETTLE) {
+                apr_sleep(SETTLE - age);
+                continue;
+            }
+            if (ends_with_newline(path, sig.size, p, &rv) == 0) {
+                apr_sleep(TICK);
+                continue;
+            }
+        }
+        else {
+            stat_file(&sig, path, p);
+        }
+        v = version_load(path, err, at_startup, NULL, p, NULL);
+        if (last || (stat_file(&after, path, p) == APR_SUCCESS
+                     && same_sig(&sig, &after))) {
+            *psig = sig;
+            return v;
+        }
+        if (v)
+            apr_pool_destroy(v->pool);
+    }
+}
+
 /* Find or load the map file at path.  Returns an error message (all errors
  * found, FILE:LINE: reason each) or NULL.  interval: for a file first named
  * at request time (.htaccess); at configuration time post_config sets it
@@ -377,9 +426,25 @@ static const char *map_file_get(map_file_t **out, const char *path,
         map_version_t *v;
 
         /* the signature from before the read: a change during the read is
-         * seen by the next check */
-        stat_file(&sig, path, errpool);
-        v = version_load(path, &err, at_startup, NULL, errpool);
+         * seen by the next check.  While the configuration is read the file
+         * is taken as it is (the administrator starts httpd; waiting would
+         * slow every start); a file first named by an .htaccess at request
+         * time is loaded by the reload rules, without the lock. */
+        if (registry->lock) {
+            apr_thread_mutex_unlock(registry->lock);
+            v = version_load_settled(path, &sig, &err, at_startup, errpool);
+            apr_thread_mutex_lock(registry->lock);
+        }
+        else {
+            stat_file(&sig, path, errpool);
+            v = version_load(path, &err, at_startup, NULL, errpool, NULL);
+        }
+        f = apr_hash_get(registry->by_path, path, APR_HASH_KEY_STRING);
+        if (f && v) { /* another request loaded it meanwhile */
+            apr_pool_destroy(v->pool);
+            v = NULL;
+            err = NULL;
+        }
         if (v) {
             f = apr_pcalloc(registry->pool, sizeof(*f));
             f->path = apr_pstrdup(registry->pool, path);
@@ -430,9 +495,6 @@ static const char *map_file_get(map_file_t **out, const char *path,
  * it.  (The atomics are APR's, full barriers; the reads here go through
  * apr_atomic_add32(x, 0) for the same ordering.)
  */
-#define SETTLE apr_time_from_msec(500)
-#define TICK apr_time_from_msec(250)
-
 typedef struct {
     apr_thread_mutex_t *mutex;
     apr_thread_cond_t *cond;
@@ -477,8 +539,10 @@ static void free_retired(map_file_t *f, server_rec *s)
     }
 }
 
-/* 1 when the file's last byte is a newline. */
-static int ends_with_newline(const char *path, apr_off_t size, apr_pool_t *p)
+/* 1 when the file's last byte is a newline, 0 when not, -1 (*rv set)
+ * when it cannot be read: not a property of the file's content. */
+static int ends_with_newline(const char *path, apr_off_t size, apr_pool_t *p,
+                             apr_status_t *rv)
 {
     apr_file_t *fd;
     apr_off_t off = size - 1;
@@ -486,16 +550,33 @@ static int ends_with_newline(const char *path, apr_off_t size, apr_pool_t *p)
     apr_size_t n = 1;
     int ok = 0;
 
-    if (size < 1
-        || apr_file_open(&fd, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
-                         APR_OS_DEFAULT, p)
-               != APR_SUCCESS)
+    if (size < 1)
         return 0;
-    if (apr_file_seek(fd, APR_SET, &off) == APR_SUCCESS
-        && apr_file_read(fd, &c, &n) == APR_SUCCESS && n == 1)
+    if ((*rv = apr_file_open(&fd, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                             APR_OS_DEFAULT, p))
+        != APR_SUCCESS)
+        return -1;
+    if ((*rv = apr_file_seek(fd, APR_SET, &off)) == APR_SUCCESS
+        && (*rv = apr_file_read(fd, &c, &n)) == APR_SUCCESS && n == 1)
         ok = c == '\n';
     apr_file_close(fd);
-    return ok;
+    return *rv == APR_SUCCESS ? ok : -1;
+}
+
+/* The file could not be read this time (permissions, EMFILE, ENOMEM...):
+ * not refused, tried again at the next check; logged once per state. */
+static void unreadable(map_file_t *f, const file_sig_t *sig, server_rec *s,
+                       apr_status_t rv)
+{
+    if (same_sig(sig, &f->unreadable))
+        return;
+    f->unreadable = *sig;
+    ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                 "CERTAUTHZ0037: map %s cannot be read by this process "
+                 "(%pm): generation %u stays in force; tried again at the "
+                 "next check",
+                 f->path, &rv, ((map_version_t *)f->current)->gen);
+    set_last_error(f, "cannot be read");
 }
 
 /* Refuse this state of the file until it changes again. */
@@ -554,17 +635,25 @@ static int check_file(map_file_t *f, server_rec *s, apr_pool_t *p)
                            "leave a comment line in it)");
         return 0;
     }
-    if (!ends_with_newline(f->path, sig.size, p)) {
+    switch (ends_with_newline(f->path, sig.size, p, &rv)) {
+    case 0:
         refuse(f, &sig, s, "does not end with a newline (being written?)");
         return 0;
+    case -1:
+        unreadable(f, &sig, s, rv);
+        return 0;
     }
-    v = version_load(f->path, &err, 0, s, p);
+    v = version_load(f->path, &err, 0, s, p, &rv);
     if (stat_file(&after, f->path, p) != APR_SUCCESS
         || !same_sig(&sig, &after)) {
         /* changed while it was read: try again once it settles */
         if (v)
             apr_pool_destroy(v->pool);
         return 1;
+    }
+    if (!v && rv != CERTAUTHZ_EBADINPUT) {
+        unreadable(f, &sig, s, rv); /* I/O, not content: try again */
+        return 0;
     }
     if (!v) {
         f->refused = sig;

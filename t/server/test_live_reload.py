@@ -22,10 +22,11 @@ import pytest
 import certauthz_harness as H
 
 MAPS = ["live", "keep", "inplace", "trunc", "bad", "gone", "nonl", "load",
-        "still", "ht"]
+        "still", "ht", "again", "future", "slow", "perm", "emfile", "link",
+        "ht2", "race"]
 LOCATIONS = [("/%s" % m, "CertAuthzMapFile conf/certauthz/%s.map\n"
               "Require cert-mapped" % m)
-             for m in MAPS if m not in ("still", "ht")]
+             for m in MAPS if m not in ("still", "ht", "ht2")]
 
 
 def version(name, v, extra=""):
@@ -43,6 +44,8 @@ def _config(srv):
         locs,
         '<Directory "%s/htdocs/ht">\n    AllowOverride AuthConfig\n'
         '</Directory>' % r,
+        '<Directory "%s/htdocs/ht2">\n    AllowOverride AuthConfig\n'
+        '</Directory>' % r,
         H.ssl_vhost(srv.ports[0], client_ca + "SSLVerifyClient optional"),
         H.ssl_vhost(srv.ports[1], client_ca + """\
 SSLVerifyClient optional
@@ -59,9 +62,11 @@ def rl(workdir, certs):
     files = {"conf/certauthz/%s.map" % m: version(m, "v1") for m in MAPS}
     files["htdocs/ht/.htaccess"] = (
         "CertAuthzMapFile conf/certauthz/ht.map\nRequire cert-mapped\n")
+    files["htdocs/ht2/.htaccess"] = (
+        "CertAuthzMapFile conf/certauthz/ht2.map\nRequire cert-mapped\n")
     s = H.ExtraHttpd(workdir / "live-reload" / "server", certs, _config,
                      nports=2, files=files, docs=[p for p, _ in LOCATIONS]
-                     + ["/still", "/ht"])
+                     + ["/still", "/ht", "/ht2"])
     s.setup()
     s.start()
     yield s
@@ -365,3 +370,256 @@ def test_reload_under_concurrent_load(rl, certs):
             break
         time.sleep(0.5)
     assert gens_loaded <= freed, (gens_loaded - freed)
+
+
+# ---- review additions ------------------------------------------------------
+
+import ctypes  # noqa: E402
+import select  # noqa: E402
+import struct  # noqa: E402
+import subprocess  # noqa: E402
+
+
+def test_a_reloaded_map_is_not_read_again(rl, certs):
+    """Once loaded, an unchanged file is not loaded again at every check
+    (f->sig must follow the version in force)."""
+    alice = certs["alice"]
+    rl.write_map("again.map", version("again", "v2"))
+    assert wait_for(rl, "again", alice, (200, "alice-v2"))[-1] == \
+        (200, "alice-v2")
+    hold(rl, "again", alice, (200, "alice-v2"), 3.5)
+    lines = log_lines(rl, "CERTAUTHZ0030:", "again")
+    assert lines and all(len(v) == 1 for v in per_process(lines).values()), \
+        lines
+
+
+def test_map_with_mtime_in_the_future_is_loaded(rl, certs):
+    """A file whose mtime is ahead of this host's clock (NFS, a skewed
+    writer) is loaded once it has been seen unchanged for the settle time,
+    not when the clock catches up."""
+    alice = certs["alice"]
+    path = map_path(rl, "future")
+    tmp = path.with_name(".future.tmp")
+    tmp.write_text(version("future", "v2"))
+    os.chmod(tmp, 0o644)
+    t = time.time() + 3600
+    os.utime(tmp, (t, t))
+    os.replace(tmp, path)
+    assert wait_for(rl, "future", alice, (200, "alice-v2"))[-1] == \
+        (200, "alice-v2")
+
+
+def _pairs(srv, tag, name, rx):
+    out = set()
+    for l in log_lines(srv, tag, name):
+        m = re.search(rx, l)
+        out.add((re.search(r"\[pid (\d+):", l).group(1), m.group(1)))
+    return out
+
+
+def test_version_in_use_is_freed_only_after_its_request(rl, certs):
+    """A request whose response is stalled (the client does not read a
+    large body) holds its version across a reload: that version is not
+    freed while the request lasts, and is freed soon after it ends."""
+    alice = certs["alice"]
+    big = rl.docroot / "slow" / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(64 << 20)
+    os.chmod(big, 0o644)
+    was = r"\(was (\d+)\)"
+    freed = r"generation (\d+) freed"
+    conn = http.client.HTTPSConnection(
+        "127.0.0.1", rl.port, timeout=30, context=rl.client.context(alice))
+    try:
+        conn.request("GET", "/slow/big.bin")
+        r = conn.getresponse()      # headers only: the body stalls
+        assert (r.status, r.getheader("X-Certauthz-User")) == \
+            (200, "alice-v1")
+        rl.write_map("slow.map", version("slow", "v2"))
+        assert wait_for(rl, "slow", alice, (200, "alice-v2"))[-1] == \
+            (200, "alice-v2")
+        time.sleep(2.5)             # several passes of the reload thread
+        held = _pairs(rl, "CERTAUTHZ0030:", "slow", was) - \
+            _pairs(rl, "CERTAUTHZ0036:", "slow", freed)
+        assert held, "a version was freed while a request still held it"
+    finally:
+        conn.close()
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        left = _pairs(rl, "CERTAUTHZ0030:", "slow", was) - \
+            _pairs(rl, "CERTAUTHZ0036:", "slow", freed)
+        if not left:
+            break
+        time.sleep(0.3)
+    assert not left, left
+    big.unlink()
+
+
+def test_unreadable_map_is_reported_as_such_and_retried(rl, certs):
+    """A map the children cannot open (mode 000; they run as User) keeps
+    the old version, and the log says why (not 'being written')."""
+    alice = certs["alice"]
+    path = map_path(rl, "perm")
+    tmp = path.with_name(".perm.tmp")
+    tmp.write_text(version("perm", "v2"))
+    os.chmod(tmp, 0)
+    os.replace(tmp, path)
+    hold(rl, "perm", alice, (200, "alice-v1"), 3)
+    lines = [l for l in rl.error_log_text().splitlines()
+             if "/perm.map" in l and "CERTAUTHZ00" in l]
+    os.chmod(path, 0o644)           # fixed: the ctime changes, it is retried
+    assert wait_for(rl, "perm", alice, (200, "alice-v2"))[-1] == \
+        (200, "alice-v2")
+    assert any("Permission denied" in l for l in lines), lines
+    assert not any("newline" in l for l in lines), lines
+
+
+def _children(srv):
+    kids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        if int(st.rsplit(")", 1)[1].split()[1]) == srv.proc.pid:
+            kids.append(int(d))
+    return kids
+
+
+def _prlimit(pid, soft, hard):
+    """prlimit(1) as the child's user: without CAP_SYS_RESOURCE only the
+    same user may change another process's limits."""
+    kw = {"user": "nobody", "group": "nogroup"} if H.IS_ROOT else {}
+    subprocess.run(["prlimit", "--pid", str(pid),
+                    "--nofile=%s:%s" % (soft, hard)], check=True, **kw)
+
+
+def test_transient_open_failure_does_not_block_the_reload(rl, certs):
+    """The reload thread cannot open the file for a moment (EMFILE: the
+    child is out of file descriptors under load).  Once it can again, the
+    changed file is loaded: a transient error is not 'this file is bad'."""
+    alice = certs["alice"]
+    assert answer(rl, "emfile", alice) == (200, "alice-v1")
+    kids = _children(rl)
+    assert kids
+    old = {}
+    try:
+        for pid in kids:
+            with open("/proc/%d/limits" % pid) as f:
+                soft, hard = [l.split()[3:5] for l in f
+                              if l.startswith("Max open files")][0]
+            _prlimit(pid, 0, hard)      # no new descriptor at all
+            old[pid] = (soft, hard)
+        rl.write_map("emfile.map", version("emfile", "v2"))
+        time.sleep(3)               # interval 1 s + settle: one attempt
+    finally:
+        for pid, lim in old.items():
+            _prlimit(pid, *lim)
+    seen = wait_for(rl, "emfile", alice, (200, "alice-v2"), timeout=6)
+    assert seen[-1] == (200, "alice-v2"), (
+        seen[-3:], [l for l in rl.error_log_text().splitlines()
+                    if "/emfile.map" in l][-3:])
+
+
+def test_symlink_swap_is_followed(rl, certs):
+    """The map path is a symlink swapped atomically to a new file (the
+    Kubernetes ConfigMap layout): every swap takes effect."""
+    alice = certs["alice"]
+    d = rl.map_dir
+    for v in ("v2", "v3"):
+        target = d / ("link-%s.map" % v)
+        target.write_text(version("link", v))
+        os.chmod(target, 0o644)
+        tmp = d / ".link.tmp"
+        if tmp.is_symlink():
+            tmp.unlink()
+        os.symlink(target.name, tmp)
+        os.replace(tmp, d / "link.map")
+        assert wait_for(rl, "link", alice, (200, "alice-%s" % v))[-1] == \
+            (200, "alice-%s" % v)
+
+
+def test_htaccess_map_first_read_is_never_half_written(rl, certs):
+    """An .htaccess map is first read at request time, in each child.  A
+    file caught mid-write there (in place, a complete first line, the
+    writer pausing 0.2 s) must not be loaded either: the request gets the
+    finished file."""
+    alice = certs["alice"]
+    path = map_path(rl, "ht2")
+    result = []
+    with open(path, "r+") as f:
+        f.truncate(0)
+        f.write("# ht2, rewritten in place\n")   # valid so far: no rules
+        f.flush()
+        t = threading.Thread(
+            target=lambda: result.append(answer(rl, "ht2", alice)))
+        t.start()
+        time.sleep(0.2)
+        f.write("email:alice@example.com  alice-v2  v2\n")
+        f.flush()
+    t.join(30)
+    assert result == [(200, "alice-v2")], result
+
+
+IN_OPEN, IN_CLOSE_NOWRITE = 0x20, 0x10
+
+
+def test_file_changed_during_the_read_is_not_loaded(rl, certs):
+    """The file is truncated and rewritten while the reload thread reads it
+    (caught with inotify: the reload thread's second open of the file,
+    after the final-newline check): what was read is not loaded, only
+    complete versions ever answer."""
+    alice = certs["alice"]
+    path = map_path(rl, "race")
+    tmp = path.with_name(".race.tmp")
+    line = "#" + "x" * 1000 + "\n"
+    with open(tmp, "w") as f:
+        f.write("# race, version v2: the rule is at the very end\n")
+        f.write(line * ((96 << 20) // len(line)))
+        f.write("email:alice@example.com  alice-v2  v2\n")
+    os.chmod(tmp, 0o644)
+    ok = {(200, "alice-v1"), (200, "alice-v2"), (200, "alice-v3")}
+    answers, stop = [], threading.Event()
+
+    def poll():
+        while not stop.is_set():
+            answers.append(answer(rl, "race", alice))
+            time.sleep(0.03)
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    ino = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    assert ino >= 0
+    t = threading.Thread(target=poll, daemon=True)
+    t.start()
+    opens = 0
+    try:
+        os.replace(tmp, path)
+        # OPEN, CLOSE_NOWRITE (the final-newline check), OPEN (the load):
+        # identical consecutive events would be merged, so watch both
+        assert libc.inotify_add_watch(ino, str(path).encode(),
+                                      IN_OPEN | IN_CLOSE_NOWRITE) >= 0
+        deadline = time.monotonic() + 10
+        while opens < 2 and time.monotonic() < deadline:
+            if not select.select([ino], [], [], 0.5)[0]:
+                continue
+            buf, off = os.read(ino, 4096), 0
+            while off < len(buf) and opens < 2:
+                _, mask, _, n = struct.unpack_from("iIII", buf, off)
+                off += 16 + n
+                opens += bool(mask & IN_OPEN)
+        os.truncate(path, 0)        # while the reload thread reads it
+        with open(path, "r+") as f:
+            f.write(version("race", "v3"))
+        seen = wait_for(rl, "race", alice, (200, "alice-v3"), timeout=10)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        t.join(30)
+        os.close(ino)
+    assert opens >= 2, opens
+    assert seen[-1] == (200, "alice-v3"), seen
+    wrong = [a for a in answers + seen if a not in ok]
+    assert not wrong, wrong[:5]
