@@ -65,6 +65,8 @@ GROUP = "bench"
 USER = "bench-user"
 
 ALL_VARIANTS = ["base", "certauthz", "expr", "fba1k", "fba100k"]
+# diagnostic variants, only when named in --variants
+EXTRA_VARIANTS = ["certauthz-granted", "certauthz-noenv"]
 
 # the password mod_ssl's FakeBasicAuth sends is the literal "password";
 # these are hashes of it in the htpasswd formats mod_authn_file accepts
@@ -607,6 +609,22 @@ def variant_setup(args, srv, certs, variants):
         if v == "base":
             srv.add_location("/base/", "Require all granted")
             out[v] = (url, [])
+        elif v in ("certauthz-granted", "certauthz-noenv"):
+            # diagnostic variants (not run by default), after "certauthz"
+            # in --variants: where the cost of /certauthz/ goes.
+            #   certauthz-granted: the map in scope, Require all granted
+            #     (the module's access and fixups hooks, no provider);
+            #   certauthz-noenv: /certauthz/ with CertAuthzSetEnv Off
+            if not (root / "big.map").exists():
+                die("--variants: put certauthz before %s" % v)
+            body = 'CertAuthzMapFile "%s"\n' % (root / "big.map")
+            if v == "certauthz-granted":
+                body += "Require all granted"
+                out[v] = (url, ["X-Certauthz-User: " + USER])
+            else:
+                body += "CertAuthzSetEnv Off\nRequire cert-group %s" % GROUP
+                out[v] = (url, [])
+            srv.add_location("/%s/" % v, body)
         elif v == "certauthz":
             t0 = time.monotonic()
             rule = "%s  %s  %s,all\n" % (
@@ -660,7 +678,7 @@ def verify(srv, certs, urls):
             if hdrs.get(name.strip().lower()) != value.strip():
                 ok = False
         ostatus, _ = https_get(octx, srv.port, url)
-        want_other = 200 if v == "base" else 403
+        want_other = 200 if v in ("base", "certauthz-granted") else 403
         log("  %-10s client: %d %s   other certificate: %d (want %d)" % (
             v, status, " ".join("%s=%r" % (e.split(":")[0],
                                            hdrs.get(e.split(":")[0].lower()))
@@ -1027,7 +1045,7 @@ def main():
 
     args.variants = [v for v in args.variants.split(",") if v]
     for v in args.variants:
-        if v not in ALL_VARIANTS:
+        if v not in ALL_VARIANTS + EXTRA_VARIANTS:
             ap.error("unknown variant %s" % v)
     if not (1 <= args.rounds <= 1000 and 0 < args.seconds <= 3600
             and 0 < args.warmup <= 600 and 1 <= args.conns <= 256
