@@ -368,8 +368,9 @@ static int ends_with_newline(const char *path, apr_off_t size, apr_pool_t *p,
 /* First load of a file that may be being written (an .htaccess map read at
  * request time): the same rules as a
  * reload -- quiet for SETTLE, a final newline, the same stat() before and
- * after the read -- waiting for them a bounded time (about 2 s), since
- * there is no older version to keep meanwhile.  Called without any lock. */
+ * after the read -- waiting for them a bounded time, since
+ * there is no older version to keep meanwhile (at most 8 waits of 250 to
+ * 500 ms).  Called without any lock. */
 static map_version_t *version_load_settled(const char *path, file_sig_t *psig,
                                            const char **err, int at_startup,
                                            apr_pool_t *p)
