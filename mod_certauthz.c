@@ -257,7 +257,8 @@ static apr_pool_t *own_pool(const char *tag)
     return p;
 }
 
-static int stat_file(file_sig_t *sig, const char *path, apr_pool_t *p)
+static apr_status_t stat_file(file_sig_t *sig, const char *path,
+                              apr_pool_t *p)
 {
     apr_finfo_t fi;
     apr_status_t rv = apr_stat(&fi, path,
@@ -275,6 +276,12 @@ static int stat_file(file_sig_t *sig, const char *path, apr_pool_t *p)
     sig->mtime = fi.mtime;
     sig->ctime = fi.ctime;
     return fi.filetype == APR_REG ? APR_SUCCESS : APR_EGENERAL;
+}
+
+/* When the file (content or metadata: a rename changes ctime) last changed. */
+static apr_time_t last_change(const file_sig_t *sig)
+{
+    return sig->mtime > sig->ctime ? sig->mtime : sig->ctime;
 }
 
 static int same_sig(const file_sig_t *a, const file_sig_t *b)
@@ -382,8 +389,7 @@ static map_version_t *version_load_settled(const char *path, file_sig_t *psig,
         int last = tries >= 8;
 
         if (!last && stat_file(&sig, path, p) == APR_SUCCESS) {
-            apr_time_t age = apr_time_now()
-                             - (sig.mtime > sig.ctime ? sig.mtime : sig.ctime);
+            apr_time_t age = apr_time_now() - last_change(&sig);
             if (age >= 0 && age < SETTLE) {
                 apr_sleep(SETTLE - age);
                 continue;
@@ -504,6 +510,20 @@ typedef struct {
     server_rec *s;
 } reloader_t;
 
+/* Every map file of the registry, taken under its lock (.htaccess maps may
+ * be added meanwhile); the files themselves live as long as the registry. */
+static apr_array_header_t *registry_files(apr_pool_t *p)
+{
+    apr_array_header_t *files = apr_array_make(p, 8, sizeof(map_file_t *));
+    apr_hash_index_t *hi;
+
+    apr_thread_mutex_lock(registry->lock);
+    for (hi = apr_hash_first(p, registry->by_path); hi; hi = apr_hash_next(hi))
+        *(map_file_t **)apr_array_push(files) = apr_hash_this_val(hi);
+    apr_thread_mutex_unlock(registry->lock);
+    return files;
+}
+
 static void set_last_error(map_file_t *f, const char *msg)
 {
     apr_thread_mutex_lock(registry->lock);
@@ -623,7 +643,7 @@ static int check_file(map_file_t *f, server_rec *s, apr_pool_t *p)
         f->pending = sig;
         f->pending_since = now;
     }
-    if (now - (sig.mtime > sig.ctime ? sig.mtime : sig.ctime) < SETTLE
+    if (now - last_change(&sig) < SETTLE
         && now - f->pending_since < SETTLE) {
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
                      "CERTAUTHZ0033: map %s changed; waiting until it has "
@@ -687,15 +707,9 @@ static int check_file(map_file_t *f, server_rec *s, apr_pool_t *p)
 /* One pass over every map file; returns 1 when some file waits to settle. */
 static int reload_pass(server_rec *s, apr_pool_t *p)
 {
-    apr_array_header_t *files = apr_array_make(p, 8, sizeof(map_file_t *));
-    apr_hash_index_t *hi;
+    apr_array_header_t *files = registry_files(p);
     apr_time_t now = apr_time_now();
     int soon = 0;
-
-    apr_thread_mutex_lock(registry->lock);
-    for (hi = apr_hash_first(p, registry->by_path); hi; hi = apr_hash_next(hi))
-        *(map_file_t **)apr_array_push(files) = apr_hash_this_val(hi);
-    apr_thread_mutex_unlock(registry->lock);
 
     for (int i = 0; i < files->nelts; i++) {
         map_file_t *f = APR_ARRAY_IDX(files, i, map_file_t *);
@@ -1697,7 +1711,6 @@ static int status_hook(request_rec *r, int flags)
 {
     int terse = flags & AP_STATUS_SHORT;
     apr_array_header_t *files;
-    apr_hash_index_t *hi;
 
     if (!registry || !registry->lock)
         return OK;
@@ -1733,12 +1746,7 @@ static int status_hook(request_rec *r, int flags)
                       "</th><th>last reload error</th></tr>\n",
                    getpid());
     }
-    files = apr_array_make(r->pool, 8, sizeof(map_file_t *));
-    apr_thread_mutex_lock(registry->lock);
-    for (hi = apr_hash_first(r->pool, registry->by_path); hi;
-         hi = apr_hash_next(hi))
-        *(map_file_t **)apr_array_push(files) = apr_hash_this_val(hi);
-    apr_thread_mutex_unlock(registry->lock);
+    files = registry_files(r->pool);
     for (int i = 0; i < files->nelts; i++)
         status_map_row(r, APR_ARRAY_IDX(files, i, map_file_t *), terse);
     if (!terse)
