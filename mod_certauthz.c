@@ -77,12 +77,12 @@ APLOG_USE_MODULE(certauthz);
 typedef struct map_version_t map_version_t;
 struct map_version_t {
     certauthz_map_t *map;
-    apr_pool_t *pool;     /* the version's memory (own allocator) */
-    apr_uint32_t gen;     /* unique per load in this process */
-    apr_uint32_t refs;    /* requests holding it (atomic) */
-    apr_time_t loaded;    /* when */
+    apr_pool_t *pool;              /* the version's memory (own allocator) */
+    apr_uint32_t gen;              /* unique per load in this process */
+    apr_uint32_t refs;             /* requests holding it (atomic) */
+    apr_time_t loaded;             /* when */
     apr_interval_time_t load_usec; /* how long the load took */
-    map_version_t *next;  /* retired list */
+    map_version_t *next;           /* retired list */
 };
 
 /* What stat() says of a file: any difference means "changed". */
@@ -101,10 +101,10 @@ typedef struct {
     int interval;           /* seconds between checks; 0: at restart only */
     apr_array_header_t *servers; /* configuration time: servers naming it */
     /* live reload state: the reload thread only */
-    file_sig_t sig;         /* of the file current was read from */
-    file_sig_t refused;     /* of a file not loaded (bad): not retried */
-    file_sig_t pending;     /* of a changed file waiting to settle */
-    file_sig_t unreadable;  /* of a file that could not be read (logged) */
+    file_sig_t sig;        /* of the file current was read from */
+    file_sig_t refused;    /* of a file not loaded (bad): not retried */
+    file_sig_t pending;    /* of a changed file waiting to settle */
+    file_sig_t unreadable; /* of a file that could not be read (logged) */
     apr_time_t pending_since;
     apr_time_t next_check;
     int missing;            /* the file could not be stat'ed last time */
@@ -141,11 +141,11 @@ enum { AUDIT_OFF = 0, AUDIT_DENY, AUDIT_ALL };
 /* Per-directory configuration: created per section, merged parent->child
  * (a field set in the child wins, else the parent's), then read-only. */
 typedef struct {
-    map_file_t *map;    /* NULL: unset */
-    int unmapped;       /* UNSET or UNMAPPED_* */
-    int setenv;         /* UNSET, 0, 1 */
-    int audit;          /* UNSET or AUDIT_* */
-    const char *scope;  /* section the map was set in, for messages */
+    map_file_t *map;   /* NULL: unset */
+    int unmapped;      /* UNSET or UNMAPPED_* */
+    int setenv;        /* UNSET, 0, 1 */
+    int audit;         /* UNSET or AUDIT_* */
+    const char *scope; /* section the map was set in, for messages */
 } dir_conf_t;
 
 /* Per-server configuration, merged vhost over main server. */
@@ -230,8 +230,7 @@ static const char *format_errors(apr_pool_t *p, apr_array_header_t *errs,
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_ERR, 0, NULL,
                          "CERTAUTHZ0003: %s", one);
         else if (s)
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "CERTAUTHZ0031: %s",
-                         one);
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "CERTAUTHZ0031: %s", one);
     }
     if (errs->nelts > 1)
         return apr_psprintf(p, "%s (%d errors in all%s)", first, errs->nelts,
@@ -257,15 +256,14 @@ static apr_pool_t *own_pool(const char *tag)
     return p;
 }
 
-static apr_status_t stat_file(file_sig_t *sig, const char *path,
-                              apr_pool_t *p)
+static apr_status_t stat_file(file_sig_t *sig, const char *path, apr_pool_t *p)
 {
     apr_finfo_t fi;
-    apr_status_t rv = apr_stat(&fi, path,
-                               APR_FINFO_SIZE | APR_FINFO_MTIME
-                                   | APR_FINFO_CTIME | APR_FINFO_INODE
-                                   | APR_FINFO_DEV | APR_FINFO_TYPE,
-                               p);
+    apr_status_t rv =
+        apr_stat(&fi, path,
+                 APR_FINFO_SIZE | APR_FINFO_MTIME | APR_FINFO_CTIME
+                     | APR_FINFO_INODE | APR_FINFO_DEV | APR_FINFO_TYPE,
+                 p);
 
     memset(sig, 0, sizeof(*sig));
     if (rv != APR_SUCCESS && !APR_STATUS_IS_INCOMPLETE(rv))
@@ -403,8 +401,9 @@ static map_version_t *version_load_settled(const char *path, file_sig_t *psig,
             stat_file(&sig, path, p);
         }
         v = version_load(path, err, at_startup, NULL, p, NULL);
-        if (last || (stat_file(&after, path, p) == APR_SUCCESS
-                     && same_sig(&sig, &after))) {
+        if (last
+            || (stat_file(&after, path, p) == APR_SUCCESS
+                && same_sig(&sig, &after))) {
             *psig = sig;
             return v;
         }
@@ -458,7 +457,8 @@ static const char *map_file_get(map_file_t **out, const char *path,
             f->current = v;
             f->sig = sig;
             f->interval = interval;
-            f->servers = apr_array_make(registry->pool, 2, sizeof(server_rec *));
+            f->servers =
+                apr_array_make(registry->pool, 2, sizeof(server_rec *));
             apr_pool_cleanup_register(registry->pool, f, map_file_cleanup,
                                       apr_pool_cleanup_null);
             apr_hash_set(registry->by_path, f->path, APR_HASH_KEY_STRING, f);
@@ -550,8 +550,8 @@ static void free_retired(map_file_t *f, server_rec *s)
         if (apr_atomic_add32(&v->refs, 0) == 0) {
             *pv = v->next;
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
-                         "CERTAUTHZ0036: map %s: generation %u freed",
-                         f->path, v->gen);
+                         "CERTAUTHZ0036: map %s: generation %u freed", f->path,
+                         v->gen);
             apr_pool_destroy(v->pool);
         }
         else {
@@ -643,8 +643,7 @@ static int check_file(map_file_t *f, server_rec *s, apr_pool_t *p)
         f->pending = sig;
         f->pending_since = now;
     }
-    if (now - last_change(&sig) < SETTLE
-        && now - f->pending_since < SETTLE) {
+    if (now - last_change(&sig) < SETTLE && now - f->pending_since < SETTLE) {
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
                      "CERTAUTHZ0033: map %s changed; waiting until it has "
                      "not changed for %d ms",
@@ -652,8 +651,9 @@ static int check_file(map_file_t *f, server_rec *s, apr_pool_t *p)
         return 1;
     }
     if (sig.size == 0) {
-        refuse(f, &sig, s, "is empty (being written?  To empty a map, "
-                           "leave a comment line in it)");
+        refuse(f, &sig, s,
+               "is empty (being written?  To empty a map, "
+               "leave a comment line in it)");
         return 0;
     }
     switch (ends_with_newline(f->path, sig.size, p, &rv)) {
@@ -803,11 +803,11 @@ static const char *set_map_file(cmd_parms *cmd, void *dcfg, const char *arg)
 
     /* the interval counts for a file first named in an .htaccess file; for
      * the configuration's own files post_config sets it */
-    if ((err = map_file_get(&d->map, path, cmd->server,
-                            sc->reload_interval == UNSET
-                                ? DEFAULT_RELOAD_INTERVAL
-                                : sc->reload_interval,
-                            cmd->pool)))
+    if ((err =
+             map_file_get(&d->map, path, cmd->server,
+                          sc->reload_interval == UNSET ? DEFAULT_RELOAD_INTERVAL
+                                                       : sc->reload_interval,
+                          cmd->pool)))
         return err;
     return NULL;
 }
@@ -1237,8 +1237,8 @@ enum {
     CNT_N
 };
 static const char *const cnt_names[CNT_N] = {
-    "granted", "no-certificate", "not-verified", "deny-rule",
-    "unmapped", "rule-mismatch", "cert-error"};
+    "granted",  "no-certificate", "not-verified", "deny-rule",
+    "unmapped", "rule-mismatch",  "cert-error"};
 
 typedef struct {
     volatile apr_uint64_t n[CNT_N];
@@ -1300,9 +1300,8 @@ static void audit(request_rec *r, const dir_conf_t *d, const req_state_t *st,
         "user=\"%s\" groups=\"%s\" rule=\"%s\" sha256=\"%s\" "
         "serial=\"%s\" issuer=\"%s\" client=\"%s\" method=\"%s\" "
         "uri=\"%s\"",
-        granted ? "granted" : "denied", V(what), V(reason), V(user),
-        V(groups), V(st->id.rule ? rule_where(p, st->id.rule) : NULL),
-        V(sha), V(serial),
+        granted ? "granted" : "denied", V(what), V(reason), V(user), V(groups),
+        V(st->id.rule ? rule_where(p, st->id.rule) : NULL), V(sha), V(serial),
         V(st->facts && st->facts->issuer ? certauthz_dn_text(st->facts->issuer)
                                          : NULL),
         V(r->useragent_ip), V(r->method), V(r->uri));
@@ -1698,8 +1697,8 @@ static void status_map_row(request_rec *r, map_file_t *f, int terse)
                    "<td>%u</td><td>%u</td><td>%u</td><td>%u</td><td>%u</td>"
                    "<td>%u / %u</td><td>%s</td><td>%s</td></tr>\n",
                    ap_escape_html(r->pool, f->path), v->gen, when, st.rules,
-                   exact, st.globs, st.regexes, st.deny, st.sections,
-                   reloads, failures,
+                   exact, st.globs, st.regexes, st.deny, st.sections, reloads,
+                   failures,
                    f->interval ? apr_psprintf(r->pool, "%d s", f->interval)
                                : "restart only",
                    err[0] ? ap_escape_html(r->pool, err) : "-");
@@ -1737,13 +1736,14 @@ static int status_hook(request_rec *r, int flags)
         for (int i = 0; i < CNT_N; i++)
             ap_rprintf(r, "<td>%" APR_UINT64_T_FMT "</td>",
                        counters ? apr_atomic_add64(&counters->n[i], 0) : 0);
-        ap_rprintf(r, "</tr>\n</table>\n<p>Map files as process %" APR_PID_T_FMT
-                      " sees them (each process reloads on its own):</p>\n"
-                      "<table border=\"1\"><tr><th>file</th><th>generation"
-                      "</th><th>loaded</th><th>rules</th><th>exact</th>"
-                      "<th>glob</th><th>regex</th><th>deny</th><th>issuer "
-                      "sections</th><th>reloads / failures</th><th>checked"
-                      "</th><th>last reload error</th></tr>\n",
+        ap_rprintf(r,
+                   "</tr>\n</table>\n<p>Map files as process %" APR_PID_T_FMT
+                   " sees them (each process reloads on its own):</p>\n"
+                   "<table border=\"1\"><tr><th>file</th><th>generation"
+                   "</th><th>loaded</th><th>rules</th><th>exact</th>"
+                   "<th>glob</th><th>regex</th><th>deny</th><th>issuer "
+                   "sections</th><th>reloads / failures</th><th>checked"
+                   "</th><th>last reload error</th></tr>\n",
                    getpid());
     }
     files = registry_files(r->pool);
@@ -1775,8 +1775,8 @@ static apr_status_t reset_counters(void *data)
 
 static int server_interval(server_rec *s)
 {
-    const srv_conf_t *c = ap_get_module_config(s->module_config,
-                                               &certauthz_module);
+    const srv_conf_t *c =
+        ap_get_module_config(s->module_config, &certauthz_module);
     return c->reload_interval == UNSET ? DEFAULT_RELOAD_INTERVAL
                                        : c->reload_interval;
 }

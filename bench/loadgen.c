@@ -53,13 +53,13 @@
 #define MAX_CONNS 256
 #define MAX_PATHS 64
 #define MAX_EXPECT 16
-#define MAX_ANSWERS 16     /* distinct tallied header values per run */
+#define MAX_ANSWERS 16 /* distinct tallied header values per run */
 #define ANSWER_LEN 128
-#define BUF_SIZE 65536     /* per connection; also the longest header line */
+#define BUF_SIZE 65536 /* per connection; also the longest header line */
 #define MAX_HEADERS 200
 #define MAX_BODY (64L * 1024 * 1024)
 #define MAX_CHUNKS 1000000
-#define MAX_INTERIM 5      /* 1xx responses before the real one */
+#define MAX_INTERIM 5 /* 1xx responses before the real one */
 #define NSTATUS 600
 #define LAT_SUB 32
 #define LAT_BUCKETS (LAT_SUB * 34)
@@ -67,35 +67,35 @@
 /* ---- configuration (read-only once the threads run) ----------------- */
 
 static struct {
-    const char *host;          /* literal address to connect to */
+    const char *host; /* literal address to connect to */
     int family;
     struct sockaddr_storage addr;
     socklen_t addrlen;
     int port;
-    const char *servername;    /* SNI + certificate name check, or NULL */
-    char hosthdr[300];         /* Host: header value */
+    const char *servername; /* SNI + certificate name check, or NULL */
+    char hosthdr[300];      /* Host: header value */
     const char *cert, *key, *cafile;
     int conns;
     double duration;
     long max_requests;
-    int timeout;               /* seconds, per socket operation */
-    long per_conn;             /* requests per connection, 0 = no limit */
+    int timeout;   /* seconds, per socket operation */
+    long per_conn; /* requests per connection, 0 = no limit */
     const char *paths[MAX_PATHS];
     int npaths;
     char *requests[MAX_PATHS]; /* the request text for each path */
     size_t reqlen[MAX_PATHS];
-    int expect_status;         /* 0 = any */
-    char *expect_name;         /* header name, or NULL */
+    int expect_status; /* 0 = any */
+    char *expect_name; /* header name, or NULL */
     const char *expect_values[MAX_EXPECT];
     int nexpect;
-    const char *tally_name;    /* header whose values are counted */
+    const char *tally_name; /* header whose values are counted */
     int verbose;
 } cfg;
 
 static SSL_CTX *ctx;
 static struct timespec t_start;
-static double deadline;       /* seconds since t_start */
-static long tickets;          /* requests handed out (atomic) */
+static double deadline; /* seconds since t_start */
+static long tickets;    /* requests handed out (atomic) */
 
 /* ---- per-thread results --------------------------------------------- */
 
@@ -110,9 +110,9 @@ struct worker {
     /* connection */
     int fd;
     SSL *ssl;
-    long on_conn;              /* responses on this connection */
+    long on_conn; /* responses on this connection */
     char buf[BUF_SIZE];
-    size_t pos, len;           /* unread bytes are buf[pos..len) */
+    size_t pos, len; /* unread bytes are buf[pos..len) */
     /* results */
     long requests, errors, wrong, handshakes, reused_sessions, retries;
     long connect_errors;
@@ -129,10 +129,10 @@ struct worker {
 /* one parsed response */
 struct response {
     int status;
-    int minor;                 /* HTTP/1.minor */
-    int close;                 /* connection must not be reused */
+    int minor; /* HTTP/1.minor */
+    int close; /* connection must not be reused */
     int chunked;
-    long content_length;       /* -1 = none */
+    long content_length; /* -1 = none */
     int have_expect;
     int expect_ok;
     int have_tally;
@@ -271,8 +271,7 @@ static int conn_open(struct worker *w)
             return -1;
         }
     }
-    else if (!X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(w->ssl),
-                                            cfg.host)) {
+    else if (!X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(w->ssl), cfg.host)) {
         note_error(w, "set1_ip_asc: %s", ssl_err_text());
         conn_close(w);
         return -1;
@@ -321,7 +320,7 @@ static int conn_fill(struct worker *w, const char **why)
     e = SSL_get_error(w->ssl, n);
     if (e == SSL_ERROR_ZERO_RETURN)
         return 0;
-    /* closed without close_notify: OpenSSL 3 reports it as an error,
+        /* closed without close_notify: OpenSSL 3 reports it as an error,
      * older versions as a system call error with errno 0 */
 #ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
     if (e == SSL_ERROR_SSL
@@ -334,8 +333,8 @@ static int conn_fill(struct worker *w, const char **why)
     if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0
         && (errno == 0 || errno == ECONNRESET || errno == EPIPE))
         return 0;
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE
-        || errno == EAGAIN || errno == EWOULDBLOCK) {
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE || errno == EAGAIN
+        || errno == EWOULDBLOCK) {
         ERR_clear_error();
         *why = "read timeout";
         return -1;
@@ -453,8 +452,8 @@ static int parse_status_line(char *line, struct response *rs)
         || !isdigit((unsigned char)line[11])
         || (line[12] != ' ' && line[12] != '\0'))
         return -1;
-    rs->status = (line[9] - '0') * 100 + (line[10] - '0') * 10
-                 + (line[11] - '0');
+    rs->status =
+        (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
     return rs->status >= 100 ? 0 : -1;
 }
 
@@ -680,8 +679,7 @@ static void tally(struct worker *w, const char *value)
     w->answers_other++;
 }
 
-static void record(struct worker *w, const struct response *rs,
-                   uint64_t lat)
+static void record(struct worker *w, const struct response *rs, uint64_t lat)
 {
     int ok = 1;
     w->requests++;
@@ -913,30 +911,40 @@ static int report(struct worker *ws, double seconds)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-"usage: loadgen -p PORT -c CERT.pem -k KEY.pem -a CA.pem -u PATH [options]\n"
-"  -h HOST       127.0.0.1 (default), ::1 or localhost; nothing else\n"
-"  -p PORT       server port\n"
-"  -S NAME       server name for SNI, the certificate check and Host:\n"
-"                (default: check the certificate's IP address, no SNI)\n"
-"  -c FILE       client certificate (PEM)\n"
-"  -k FILE       client private key (PEM)\n"
-"  -a FILE       CA certificate(s) the server's certificate must chain to\n"
-"  -n N          connections = threads (default 4, at most %d)\n"
-"  -d SECONDS    duration (default 5)\n"
-"  -N COUNT      hard cap on requests, all threads together (default 10^7)\n"
-"  -u PATH       URL path; repeat (or separate with commas) to request\n"
-"                several in turn\n"
-"  -s STATUS     expected status (a response with another one is wrong)\n"
-"  -e 'NAME: V'  expected response header value; repeat with the same NAME\n"
-"                for alternatives (any one is right)\n"
-"  -w NAME       count the values of response header NAME (default: the\n"
-"                -e header)\n"
-"  -r COUNT      requests per connection, then a new connection and a new\n"
-"                full handshake (default 0: keep the connection)\n"
-"  -t SECONDS    socket timeout (default 10)\n"
-"  -v            print the first error of each thread on stderr\n",
-            MAX_CONNS);
+    fprintf(
+        f,
+        "usage: loadgen -p PORT -c CERT.pem -k KEY.pem -a CA.pem -u PATH "
+        "[options]\n"
+        "  -h HOST       127.0.0.1 (default), ::1 or localhost; nothing else\n"
+        "  -p PORT       server port\n"
+        "  -S NAME       server name for SNI, the certificate check and Host:\n"
+        "                (default: check the certificate's IP address, no "
+        "SNI)\n"
+        "  -c FILE       client certificate (PEM)\n"
+        "  -k FILE       client private key (PEM)\n"
+        "  -a FILE       CA certificate(s) the server's certificate must chain "
+        "to\n"
+        "  -n N          connections = threads (default 4, at most %d)\n"
+        "  -d SECONDS    duration (default 5)\n"
+        "  -N COUNT      hard cap on requests, all threads together (default "
+        "10^7)\n"
+        "  -u PATH       URL path; repeat (or separate with commas) to "
+        "request\n"
+        "                several in turn\n"
+        "  -s STATUS     expected status (a response with another one is "
+        "wrong)\n"
+        "  -e 'NAME: V'  expected response header value; repeat with the same "
+        "NAME\n"
+        "                for alternatives (any one is right)\n"
+        "  -w NAME       count the values of response header NAME (default: "
+        "the\n"
+        "                -e header)\n"
+        "  -r COUNT      requests per connection, then a new connection and a "
+        "new\n"
+        "                full handshake (default 0: keep the connection)\n"
+        "  -t SECONDS    socket timeout (default 10)\n"
+        "  -v            print the first error of each thread on stderr\n",
+        MAX_CONNS);
 }
 
 static long parse_long(const char *s, const char *what, long lo, long hi)
@@ -1014,8 +1022,8 @@ static void resolve_host(void)
         a6->sin6_addr = in6addr_loopback;
         cfg.addrlen = sizeof *a6;
         if (cfg.servername)
-            snprintf(cfg.hosthdr, sizeof cfg.hosthdr, "%s:%d",
-                     cfg.servername, cfg.port);
+            snprintf(cfg.hosthdr, sizeof cfg.hosthdr, "%s:%d", cfg.servername,
+                     cfg.port);
         else
             snprintf(cfg.hosthdr, sizeof cfg.hosthdr, "[::1]:%d", cfg.port);
     }
@@ -1072,14 +1080,27 @@ int main(int argc, char **argv)
     cfg.duration = 5;
     cfg.max_requests = 10000000;
     cfg.timeout = 10;
-    while ((opt = getopt(argc, argv, "h:p:S:c:k:a:n:d:N:u:s:e:w:r:t:v")) != -1) {
+    while ((opt = getopt(argc, argv, "h:p:S:c:k:a:n:d:N:u:s:e:w:r:t:v"))
+           != -1) {
         switch (opt) {
-        case 'h': cfg.host = optarg; break;
-        case 'p': cfg.port = (int)parse_long(optarg, "-p", 1, 65535); break;
-        case 'S': cfg.servername = optarg; break;
-        case 'c': cfg.cert = optarg; break;
-        case 'k': cfg.key = optarg; break;
-        case 'a': cfg.cafile = optarg; break;
+        case 'h':
+            cfg.host = optarg;
+            break;
+        case 'p':
+            cfg.port = (int)parse_long(optarg, "-p", 1, 65535);
+            break;
+        case 'S':
+            cfg.servername = optarg;
+            break;
+        case 'c':
+            cfg.cert = optarg;
+            break;
+        case 'k':
+            cfg.key = optarg;
+            break;
+        case 'a':
+            cfg.cafile = optarg;
+            break;
         case 'n':
             cfg.conns = (int)parse_long(optarg, "-n", 1, MAX_CONNS);
             break;
@@ -1094,18 +1115,30 @@ int main(int argc, char **argv)
         case 'N':
             cfg.max_requests = parse_long(optarg, "-N", 1, LONG_MAX / 2);
             break;
-        case 'u': add_path(optarg); break;
+        case 'u':
+            add_path(optarg);
+            break;
         case 's':
             cfg.expect_status = (int)parse_long(optarg, "-s", 100, 599);
             break;
-        case 'e': add_expect(optarg); break;
-        case 'w': cfg.tally_name = optarg; break;
+        case 'e':
+            add_expect(optarg);
+            break;
+        case 'w':
+            cfg.tally_name = optarg;
+            break;
         case 'r':
             cfg.per_conn = parse_long(optarg, "-r", 0, LONG_MAX / 2);
             break;
-        case 't': cfg.timeout = (int)parse_long(optarg, "-t", 1, 600); break;
-        case 'v': cfg.verbose = 1; break;
-        default: usage(stderr); return 2;
+        case 't':
+            cfg.timeout = (int)parse_long(optarg, "-t", 1, 600);
+            break;
+        case 'v':
+            cfg.verbose = 1;
+            break;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc || cfg.port == 0 || cfg.cert == NULL || cfg.key == NULL
