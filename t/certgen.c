@@ -23,8 +23,8 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
-#define UPN_OID        "1.3.6.1.4.1.311.20.2.3"
-#define MAX_SAN_COUNT  1000000L
+#define UPN_OID "1.3.6.1.4.1.311.20.2.3"
+#define MAX_SAN_COUNT 1000000L
 
 /* ---------------------------------------------------------------- errors */
 
@@ -100,7 +100,8 @@ static int buf_hdr(buf *b, unsigned char tag, size_t len)
     h[i++] = tag;
     if (len < 0x80) {
         h[i++] = (unsigned char)len;
-    } else {
+    }
+    else {
         for (t = len; t != 0; t >>= 8)
             k++;
         h[i++] = (unsigned char)(0x80 | k);
@@ -126,7 +127,8 @@ static int der_tl(const unsigned char *p, size_t n, size_t *hl, size_t *cl)
     if (p[1] < 0x80) {
         *hl = 2;
         *cl = p[1];
-    } else {
+    }
+    else {
         k = p[1] & 0x7f;
         if (k == 0 || k > 4 || n < 2 + k)
             return -1;
@@ -161,17 +163,20 @@ static const char *unescape(const char *s, const char *stop, buf *out,
     while (*s != '\0' && strchr(stop, *s) == NULL) {
         if (*s != '\\') {
             c = (unsigned char)*s++;
-        } else if (s[1] == 'x') {
+        }
+        else if (s[1] == 'x') {
             if (hexval(s[2]) < 0 || hexval(s[3]) < 0) {
                 FAIL("%s: \\x must be followed by two hex digits", opt);
                 return NULL;
             }
             c = (unsigned char)(hexval(s[2]) << 4 | hexval(s[3]));
             s += 4;
-        } else if (s[1] != '\0') {
+        }
+        else if (s[1] != '\0') {
             c = (unsigned char)s[1];
             s += 2;
-        } else {
+        }
+        else {
             FAIL("%s: trailing backslash", opt);
             return NULL;
         }
@@ -194,11 +199,14 @@ static int utf8_to_bmp(const unsigned char *s, size_t n, buf *out)
     while (i < n) {
         if (s[i] < 0x80) {
             cp = s[i], need = 0, min = 0;
-        } else if ((s[i] & 0xe0) == 0xc0) {
+        }
+        else if ((s[i] & 0xe0) == 0xc0) {
             cp = s[i] & 0x1f, need = 1, min = 0x80;
-        } else if ((s[i] & 0xf0) == 0xe0) {
+        }
+        else if ((s[i] & 0xf0) == 0xe0) {
             cp = s[i] & 0x0f, need = 2, min = 0x800;
-        } else {
+        }
+        else {
             return -1;
         }
         if (n - i - 1 < need)
@@ -227,17 +235,22 @@ static const struct {
     const char *name;
     int tag;
 } stypes[] = {
-    { "utf8", V_ASN1_UTF8STRING },     { "printable", V_ASN1_PRINTABLESTRING },
-    { "ia5", V_ASN1_IA5STRING },       { "t61", V_ASN1_T61STRING },
-    { "numeric", V_ASN1_NUMERICSTRING }, { "visible", V_ASN1_VISIBLESTRING },
-    { "bmpraw", V_ASN1_BMPSTRING },    { "bmp", T_BMP },
-    { "int", T_INT },                  { "der", T_DER },
+    {"utf8", V_ASN1_UTF8STRING},
+    {"printable", V_ASN1_PRINTABLESTRING},
+    {"ia5", V_ASN1_IA5STRING},
+    {"t61", V_ASN1_T61STRING},
+    {"numeric", V_ASN1_NUMERICSTRING},
+    {"visible", V_ASN1_VISIBLESTRING},
+    {"bmpraw", V_ASN1_BMPSTRING},
+    {"bmp", T_BMP},
+    {"int", T_INT},
+    {"der", T_DER},
 };
 
 /* Appends the DER AttributeTypeAndValue for attr[0..alen) ("CN", "CN#t61",
  * "2.5.4.3") with the unescaped value val to out. */
-static int encode_atv(const char *opt, const char *attr, size_t alen,
-                      buf *val, buf *out, char *err, size_t errlen)
+static int encode_atv(const char *opt, const char *attr, size_t alen, buf *val,
+                      buf *out, char *err, size_t errlen)
 {
     char name[512], *hash;
     int tag = V_ASN1_UTF8STRING, rc = -1, len;
@@ -246,7 +259,7 @@ static int encode_atv(const char *opt, const char *attr, size_t alen,
     ASN1_INTEGER *ai = NULL;
     BIGNUM *bn = NULL;
     unsigned char *der = NULL;
-    buf atv = { 0 };
+    buf atv = {0};
 
     if (alen == 0 || alen >= sizeof name)
         return FAIL("%s: empty or overlong attribute name", opt);
@@ -270,7 +283,7 @@ static int encode_atv(const char *opt, const char *attr, size_t alen,
         goto done;
     }
     if (tag == T_BMP) {
-        buf ucs = { 0 };
+        buf ucs = {0};
         int r = utf8_to_bmp(val->p, val->n, &ucs);
 
         if (r == 0 && buf_tlv(&atv, V_ASN1_BMPSTRING, ucs.p, ucs.n) != 0)
@@ -278,11 +291,13 @@ static int encode_atv(const char *opt, const char *attr, size_t alen,
         buf_free(&ucs);
         if (r != 0) {
             FAIL(r == -1 ? "%s: %s#bmp value is not UTF-8 text inside the BMP "
-                           "(use #bmpraw for raw bytes)" : "%s: %s: out of memory",
+                           "(use #bmpraw for raw bytes)"
+                         : "%s: %s: out of memory",
                  opt, name);
             goto done;
         }
-    } else if (tag == T_INT) {
+    }
+    else if (tag == T_INT) {
         if (buf_add(val, "", 1) != 0) {
             FAIL("%s: out of memory", opt);
             goto done;
@@ -296,16 +311,19 @@ static int encode_atv(const char *opt, const char *attr, size_t alen,
         }
         OPENSSL_free(der);
         der = NULL;
-        if ((len = i2d_ASN1_INTEGER(ai, &der)) <= 0 || buf_add(&atv, der, len)) {
+        if ((len = i2d_ASN1_INTEGER(ai, &der)) <= 0
+            || buf_add(&atv, der, len)) {
             FAIL("%s: cannot encode %s#int", opt, name);
             goto done;
         }
-    } else if (tag == T_DER) {
+    }
+    else if (tag == T_DER) {
         if (buf_add(&atv, val->p, val->n) != 0) {
             FAIL("%s: out of memory", opt);
             goto done;
         }
-    } else if (buf_tlv(&atv, (unsigned char)tag, val->p, val->n) != 0) {
+    }
+    else if (buf_tlv(&atv, (unsigned char)tag, val->p, val->n) != 0) {
         FAIL("%s: out of memory", opt);
         goto done;
     }
@@ -335,7 +353,7 @@ static int cmp_der(const void *a, const void *b)
 /* Appends the SET for the RDN made of atvs[0..n) to out and frees them. */
 static int flush_rdn(buf *atvs, size_t *n, buf *out)
 {
-    buf set = { 0 };
+    buf set = {0};
     size_t i;
     int rc = 0;
 
@@ -353,10 +371,10 @@ static int flush_rdn(buf *atvs, size_t *n, buf *out)
 }
 
 /* DER Name from an -subj style SPEC (see certgen.h). */
-static int encode_name(const char *opt, const char *spec, buf *out,
-                       char *err, size_t errlen)
+static int encode_name(const char *opt, const char *spec, buf *out, char *err,
+                       size_t errlen)
 {
-    buf rdns = { 0 }, val = { 0 }, *atvs = NULL;
+    buf rdns = {0}, val = {0}, *atvs = NULL;
     size_t natv = 0, cap = 0;
     const char *p = spec, *attr;
     size_t alen;
@@ -375,7 +393,8 @@ static int encode_name(const char *opt, const char *spec, buf *out,
             ;
         if (*p != '=') {
             FAIL("%s: '%.*s' is not ATTR=value (escape / and + in values "
-                 "as \\/ and \\+)", opt, (int)(p - attr), attr);
+                 "as \\/ and \\+)",
+                 opt, (int)(p - attr), attr);
             goto done;
         }
         alen = (size_t)(p - attr);
@@ -400,8 +419,7 @@ static int encode_name(const char *opt, const char *spec, buf *out,
             atvs = n;
         }
         memset(&atvs[natv], 0, sizeof *atvs);
-        if (encode_atv(opt, attr, alen, &val,
-                       &atvs[natv++], err, errlen) != 0)
+        if (encode_atv(opt, attr, alen, &val, &atvs[natv++], err, errlen) != 0)
             goto done;
     }
     if ((natv > 0 && flush_rdn(atvs, &natv, &rdns) != 0)
@@ -453,9 +471,9 @@ static int build_name(const char *opt, const char *spec, struct name *n,
     X509_NAME_free(n->x);
     n->patch = 1;
     if ((n->x = X509_NAME_new()) == NULL
-        || !X509_NAME_add_entry_by_txt(n->x, "CN", MBSTRING_ASC,
-                                       (const unsigned char *)"certgen-placeholder",
-                                       -1, -1, 0))
+        || !X509_NAME_add_entry_by_txt(
+            n->x, "CN", MBSTRING_ASC,
+            (const unsigned char *)"certgen-placeholder", -1, -1, 0))
         return FAIL("%s: cannot build placeholder name", opt);
     return 0;
 }
@@ -510,14 +528,14 @@ static int add_othername(GENERAL_NAME *gn, const char *oid, int type,
 }
 
 /* Appends the GENERAL_NAME for "TYPE:VALUE" to sans. */
-static int add_san(STACK_OF(GENERAL_NAME) *sans, const char *spec,
-                   char *err, size_t errlen)
+static int add_san(STACK_OF(GENERAL_NAME) * sans, const char *spec, char *err,
+                   size_t errlen)
 {
     const char *v = strchr(spec, ':'), *oid = UPN_OID;
     char oidbuf[128];
     unsigned char ip[16];
     size_t tlen;
-    buf val = { 0 };
+    buf val = {0};
     GENERAL_NAME *gn = GENERAL_NAME_new();
     ASN1_OBJECT *obj;
     int rc = -1, r = 0, i;
@@ -539,7 +557,8 @@ static int add_san(STACK_OF(GENERAL_NAME) *sans, const char *spec,
             FAIL("--san: '%s' is not an IPv4 or IPv6 address", v);
             goto done;
         }
-    } else if (IS("ipraw")) {
+    }
+    else if (IS("ipraw")) {
         for (i = 0; v[i] != '\0' && v[i + 1] != '\0'; i += 2) {
             unsigned char c;
 
@@ -556,7 +575,8 @@ static int add_san(STACK_OF(GENERAL_NAME) *sans, const char *spec,
             goto done;
         }
         r = add_octets(gn, val.p, val.n);
-    } else {
+    }
+    else {
         int type = V_ASN1_UTF8STRING;
 
         if (IS("othername")) {
@@ -575,10 +595,12 @@ static int add_san(STACK_OF(GENERAL_NAME) *sans, const char *spec,
                 goto done;
             }
             ASN1_OBJECT_free(obj);
-        } else if (!IS("email") && !IS("dns") && !IS("uri") && !IS("upn")
-                   && !IS("upn-ia5")) {
+        }
+        else if (!IS("email") && !IS("dns") && !IS("uri") && !IS("upn")
+                 && !IS("upn-ia5")) {
             FAIL("--san: unknown type '%.*s' (email, dns, uri, ip, ipraw, upn, "
-                 "upn-ia5, othername)", (int)tlen, spec);
+                 "upn-ia5, othername)",
+                 (int)tlen, spec);
             goto done;
         }
         if (unescape(v, "", &val, "--san", err, errlen) == NULL)
@@ -611,19 +633,20 @@ done:
 }
 
 /* "--san-count N:TEMPLATE": N dns SANs, %d replaced by the index. */
-static int add_san_count(STACK_OF(GENERAL_NAME) *sans, const char *spec,
+static int add_san_count(STACK_OF(GENERAL_NAME) * sans, const char *spec,
                          char *err, size_t errlen)
 {
     char *end, num[24];
     long n, i;
     const char *t, *s;
-    buf name = { 0 };
+    buf name = {0};
     int rc = -1;
 
     n = strtol(spec, &end, 10);
     if (end == spec || *end != ':' || n < 0 || n > MAX_SAN_COUNT)
         return FAIL("--san-count: expected N:TEMPLATE with 0 <= N <= %ld, "
-                    "got '%s'", MAX_SAN_COUNT, spec);
+                    "got '%s'",
+                    MAX_SAN_COUNT, spec);
     t = end + 1;
     for (i = 0; i < n; i++) {
         name.n = 0;
@@ -635,7 +658,8 @@ static int add_san_count(STACK_OF(GENERAL_NAME) *sans, const char *spec,
                 if (buf_add(&name, num, strlen(num)) != 0)
                     goto oom;
                 s++;
-            } else if (buf_add(&name, s, 1) != 0) {
+            }
+            else if (buf_add(&name, s, 1) != 0) {
                 goto oom;
             }
         }
@@ -672,7 +696,7 @@ static int key_id(X509 *x, ASN1_OCTET_STRING **id)
 }
 
 static int add_extensions(X509 *x, X509 *issuer, int ca,
-                          STACK_OF(GENERAL_NAME) *sans, int san_critical,
+                          STACK_OF(GENERAL_NAME) * sans, int san_critical,
                           char *err, size_t errlen)
 {
     BASIC_CONSTRAINTS *bc = BASIC_CONSTRAINTS_new();
@@ -691,15 +715,18 @@ static int add_extensions(X509 *x, X509 *issuer, int ca,
     if (X509_add1_ext_i2d(x, NID_basic_constraints, bc, ca, 0) != 1)
         goto done;
     what = "keyUsage";
-    if (ca ? !ASN1_BIT_STRING_set_bit(ku, 5, 1) || !ASN1_BIT_STRING_set_bit(ku, 6, 1)
-           : !ASN1_BIT_STRING_set_bit(ku, 0, 1) || !ASN1_BIT_STRING_set_bit(ku, 2, 1))
+    if (ca ? !ASN1_BIT_STRING_set_bit(ku, 5, 1)
+                 || !ASN1_BIT_STRING_set_bit(ku, 6, 1)
+           : !ASN1_BIT_STRING_set_bit(ku, 0, 1)
+                 || !ASN1_BIT_STRING_set_bit(ku, 2, 1))
         goto done;
     if (X509_add1_ext_i2d(x, NID_key_usage, ku, 1, 0) != 1)
         goto done;
     what = "extendedKeyUsage";
-    if (!ca && (!sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_client_auth))
-                || !sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_server_auth))
-                || X509_add1_ext_i2d(x, NID_ext_key_usage, eku, 0, 0) != 1))
+    if (!ca
+        && (!sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_client_auth))
+            || !sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_server_auth))
+            || X509_add1_ext_i2d(x, NID_ext_key_usage, eku, 0, 0) != 1))
         goto done;
     what = "subjectKeyIdentifier";
     if (key_id(x, &ski) != 0
@@ -714,12 +741,14 @@ static int add_extensions(X509 *x, X509 *issuer, int ca,
         else
             key_id(issuer, &akid->keyid);
         if (akid->keyid == NULL
-            || X509_add1_ext_i2d(x, NID_authority_key_identifier, akid, 0, 0) != 1)
+            || X509_add1_ext_i2d(x, NID_authority_key_identifier, akid, 0, 0)
+                   != 1)
             goto done;
     }
     what = "subjectAltName";
     if (sans != NULL
-        && X509_add1_ext_i2d(x, NID_subject_alt_name, sans, san_critical, 0) != 1)
+        && X509_add1_ext_i2d(x, NID_subject_alt_name, sans, san_critical, 0)
+               != 1)
         goto done;
     rc = 0;
 done:
@@ -743,7 +772,7 @@ static int splice_and_sign(X509 *x, const buf *issuer, const buf *subject,
     size_t hl, cl, eh, ec, off, siglen = 0;
     const X509_ALGOR *algor;
     EVP_MD_CTX *md = NULL;
-    buf body = { 0 }, ntbs = { 0 }, cert = { 0 };
+    buf body = {0}, ntbs = {0}, cert = {0};
 
     if ((tbslen = i2d_re_X509_tbs(x, &tbs)) <= 0
         || der_tl(tbs, (size_t)tbslen, &hl, &cl) != 0) {
@@ -778,7 +807,7 @@ static int splice_and_sign(X509 *x, const buf *issuer, const buf *subject,
         FAIL("cannot sign the spliced certificate");
         goto done;
     }
-    sig[0] = 0;  /* BIT STRING: no unused bits */
+    sig[0] = 0; /* BIT STRING: no unused bits */
     if (buf_add(&cert, ntbs.p, ntbs.n) || buf_add(&cert, alg, (size_t)alglen)
         || buf_tlv(&cert, V_ASN1_BIT_STRING, sig, siglen + 1)
         || buf_tlv(out, 0x30, cert.p, cert.n)) {
@@ -809,8 +838,8 @@ static char *path_of(const char *prefix, const char *ext)
     return p;
 }
 
-static EVP_PKEY *read_key(const char *file, const char *opt,
-                          char *err, size_t errlen)
+static EVP_PKEY *read_key(const char *file, const char *opt, char *err,
+                          size_t errlen)
 {
     BIO *b = BIO_new_file(file, "r");
     EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
@@ -825,7 +854,7 @@ static EVP_PKEY *read_key(const char *file, const char *opt,
 static int write_files(const char *prefix, const buf *der, EVP_PKEY *key,
                        char *err, size_t errlen)
 {
-    static const char *const ext[] = { ".crt", ".key", ".der" };
+    static const char *const ext[] = {".crt", ".key", ".der"};
     char *path = NULL;
     BIO *b = NULL;
     int i, ok = 1;
@@ -839,9 +868,11 @@ static int write_files(const char *prefix, const buf *der, EVP_PKEY *key,
             break;
         }
         if (i == 0)
-            ok = PEM_write_bio(b, PEM_STRING_X509, "", der->p, (long)der->n) > 0;
+            ok =
+                PEM_write_bio(b, PEM_STRING_X509, "", der->p, (long)der->n) > 0;
         else if (i == 1)
-            ok = PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL) == 1;
+            ok = PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL)
+                 == 1;
         else
             ok = BIO_write(b, der->p, (int)der->n) == (int)der->n;
         ok = ok && BIO_flush(b) == 1;
@@ -859,7 +890,7 @@ struct opts {
     const char *out, *issuer, *issuer_name, *subject, *serial, *days;
     const char *key_type, *key_file;
     int ca, expired, not_yet_valid;
-    STACK_OF(GENERAL_NAME) *sans;
+    STACK_OF(GENERAL_NAME) * sans;
 };
 
 static int parse_opts(int argc, const char *const *argv, struct opts *o,
@@ -869,10 +900,14 @@ static int parse_opts(int argc, const char *const *argv, struct opts *o,
         const char *name;
         const char **slot;
     } valued[] = {
-        { "--out", &o->out },           { "--issuer", &o->issuer },
-        { "--issuer-name", &o->issuer_name }, { "--subject", &o->subject },
-        { "--serial", &o->serial },     { "--days", &o->days },
-        { "--key-type", &o->key_type }, { "--key", &o->key_file },
+        {"--out", &o->out},
+        {"--issuer", &o->issuer},
+        {"--issuer-name", &o->issuer_name},
+        {"--subject", &o->subject},
+        {"--serial", &o->serial},
+        {"--days", &o->days},
+        {"--key-type", &o->key_type},
+        {"--key", &o->key_file},
     };
     int i;
     size_t k;
@@ -883,10 +918,12 @@ static int parse_opts(int argc, const char *const *argv, struct opts *o,
         if (strcmp(a, "--ca") == 0) {
             o->ca = 1;
             continue;
-        } else if (strcmp(a, "--expired") == 0) {
+        }
+        else if (strcmp(a, "--expired") == 0) {
             o->expired = 1;
             continue;
-        } else if (strcmp(a, "--not-yet-valid") == 0) {
+        }
+        else if (strcmp(a, "--not-yet-valid") == 0) {
             o->not_yet_valid = 1;
             continue;
         }
@@ -899,11 +936,13 @@ static int parse_opts(int argc, const char *const *argv, struct opts *o,
         if (v == NULL)
             return FAIL("%s needs a value", a);
         i++;
-        if (k == sizeof valued / sizeof valued[0]) {   /* --san, --san-count */
-            if (o->sans == NULL && (o->sans = sk_GENERAL_NAME_new_null()) == NULL)
+        if (k == sizeof valued / sizeof valued[0]) { /* --san, --san-count */
+            if (o->sans == NULL
+                && (o->sans = sk_GENERAL_NAME_new_null()) == NULL)
                 return FAIL("%s: out of memory", a);
             if ((a[5] == '\0' ? add_san(o->sans, v, err, errlen)
-                              : add_san_count(o->sans, v, err, errlen)) != 0)
+                              : add_san_count(o->sans, v, err, errlen))
+                != 0)
                 return -1;
             continue;
         }
@@ -918,8 +957,8 @@ static int parse_opts(int argc, const char *const *argv, struct opts *o,
     return 0;
 }
 
-static int set_serial_validity(X509 *x, const struct opts *o,
-                               char *err, size_t errlen)
+static int set_serial_validity(X509 *x, const struct opts *o, char *err,
+                               size_t errlen)
 {
     unsigned char rnd[16];
     BIGNUM *bn = NULL;
@@ -934,12 +973,15 @@ static int set_serial_validity(X509 *x, const struct opts *o,
             FAIL("--serial: '%s' is not a hex number", o->serial);
             goto done;
         }
-    } else if (RAND_bytes(rnd, sizeof rnd) != 1
-               || (rnd[0] &= 0x7f, bn = BN_bin2bn(rnd, sizeof rnd, NULL)) == NULL) {
+    }
+    else if (RAND_bytes(rnd, sizeof rnd) != 1
+             || (rnd[0] &= 0x7f, bn = BN_bin2bn(rnd, sizeof rnd, NULL))
+                    == NULL) {
         FAIL("--serial: cannot make a random serial");
         goto done;
     }
-    if ((ai = BN_to_ASN1_INTEGER(bn, NULL)) == NULL || !X509_set_serialNumber(x, ai)) {
+    if ((ai = BN_to_ASN1_INTEGER(bn, NULL)) == NULL
+        || !X509_set_serialNumber(x, ai)) {
         FAIL("--serial: cannot set the serial number");
         goto done;
     }
@@ -956,8 +998,10 @@ static int set_serial_validity(X509 *x, const struct opts *o,
         nb_days = -30, nb_sec = 0, na_days = -1;
     else if (o->not_yet_valid)
         nb_days = 1, nb_sec = 0, na_days = 30;
-    if (X509_time_adj_ex(X509_getm_notBefore(x), (int)nb_days, nb_sec, NULL) == NULL
-        || X509_time_adj_ex(X509_getm_notAfter(x), (int)na_days, 0, NULL) == NULL) {
+    if (X509_time_adj_ex(X509_getm_notBefore(x), (int)nb_days, nb_sec, NULL)
+            == NULL
+        || X509_time_adj_ex(X509_getm_notAfter(x), (int)na_days, 0, NULL)
+               == NULL) {
         FAIL("cannot set the validity period");
         goto done;
     }
@@ -979,7 +1023,7 @@ int certgen_run(int argc, const char *const *argv, X509 **cert, EVP_PKEY **key,
     X509 *x = NULL, *ca = NULL, *parsed = NULL;
     EVP_PKEY *k = NULL, *cakey = NULL;
     char *path = NULL;
-    buf der = { 0 };
+    buf der = {0};
     int rc = -1;
 
     memset(&o, 0, sizeof o);
@@ -995,17 +1039,20 @@ int certgen_run(int argc, const char *const *argv, X509 **cert, EVP_PKEY **key,
     if (o.key_file != NULL) {
         if ((k = read_key(o.key_file, "--key", err, errlen)) == NULL)
             goto done;
-    } else if (o.key_type == NULL || strcmp(o.key_type, "ec") == 0) {
+    }
+    else if (o.key_type == NULL || strcmp(o.key_type, "ec") == 0) {
         if ((k = EVP_EC_gen("P-256")) == NULL) {
             FAIL("--key-type ec: cannot generate a P-256 key");
             goto done;
         }
-    } else if (strcmp(o.key_type, "rsa") == 0) {
+    }
+    else if (strcmp(o.key_type, "rsa") == 0) {
         if ((k = EVP_RSA_gen(2048)) == NULL) {
             FAIL("--key-type rsa: cannot generate an RSA key");
             goto done;
         }
-    } else {
+    }
+    else {
         FAIL("--key-type: expected ec or rsa, got '%s'", o.key_type);
         goto done;
     }
@@ -1038,7 +1085,8 @@ int certgen_run(int argc, const char *const *argv, X509 **cert, EVP_PKEY **key,
 
     /* names */
     if (build_name("--subject", o.subject ? o.subject : "/CN=certgen", &subj,
-                   err, errlen) != 0)
+                   err, errlen)
+        != 0)
         goto done;
     if (o.issuer_name != NULL
         && build_name("--issuer-name", o.issuer_name, &iname, err, errlen) != 0)
@@ -1058,7 +1106,8 @@ int certgen_run(int argc, const char *const *argv, X509 **cert, EVP_PKEY **key,
         goto done;
     if (!X509_set_subject_name(x, subj.x)
         || !X509_set_issuer_name(x, iname.x ? iname.x
-                                 : ca ? X509_get_subject_name(ca) : subj.x)
+                                    : ca    ? X509_get_subject_name(ca)
+                                            : subj.x)
         || !X509_set_pubkey(x, k)) {
         FAIL("cannot set names or public key");
         goto done;
@@ -1071,9 +1120,11 @@ int certgen_run(int argc, const char *const *argv, X509 **cert, EVP_PKEY **key,
     }
     if (subj.patch || patch_issuer != NULL) {
         if (splice_and_sign(x, patch_issuer, subj.patch ? &subj.der : NULL,
-                            ca ? cakey : k, &der, err, errlen) != 0)
+                            ca ? cakey : k, &der, err, errlen)
+            != 0)
             goto done;
-    } else {
+    }
+    else {
         unsigned char *d = NULL;
         int n = i2d_X509(x, &d);
 
@@ -1147,7 +1198,7 @@ X509 *certgen_quick(const char *options)
                 *d++ = *s++;
                 continue;
             }
-            for (s++; *s != '\0' && *s != '\''; )
+            for (s++; *s != '\0' && *s != '\'';)
                 *d++ = *s++;
             if (*s++ == '\0') {
                 fprintf(stderr, "certgen_quick(\"%s\"): unterminated quote\n",

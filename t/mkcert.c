@@ -13,8 +13,9 @@ int main(int argc, char **argv)
     X509 *cert = NULL;
     EVP_PKEY *key = NULL;
 
-    if (certgen_run(argc - 1, (const char *const *)(argv + 1), &cert, &key,
-                    err, sizeof err) != 0) {
+    if (certgen_run(argc - 1, (const char *const *)(argv + 1), &cert, &key, err,
+                    sizeof err)
+        != 0) {
         fprintf(stderr, "mkcert: %s\n", err);
         return 2;
     }

@@ -265,18 +265,41 @@ int main(int argc, char **argv)
 
     while ((opt = getopt(argc, argv, "+p:C:h:s:t:aNi:T:R:S:")) != -1) {
         switch (opt) {
-        case 'p': port = atoi(optarg); break;
-        case 'C': ca = optarg; break;
-        case 'h': host = optarg; break;
-        case 's': sni = optarg; break;
-        case 't': tls = optarg; break;
-        case 'a': pha = 1; break;
-        case 'N': noreneg = 1; break;
-        case 'i': test_id = optarg; break;
-        case 'T': timeout = atoi(optarg); break;
-        case 'R': resume = optarg; break;
-        case 'S': save = optarg; break;
-        default: die("usage: see the comment at the top of t/tlsclient.c");
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'C':
+            ca = optarg;
+            break;
+        case 'h':
+            host = optarg;
+            break;
+        case 's':
+            sni = optarg;
+            break;
+        case 't':
+            tls = optarg;
+            break;
+        case 'a':
+            pha = 1;
+            break;
+        case 'N':
+            noreneg = 1;
+            break;
+        case 'i':
+            test_id = optarg;
+            break;
+        case 'T':
+            timeout = atoi(optarg);
+            break;
+        case 'R':
+            resume = optarg;
+            break;
+        case 'S':
+            save = optarg;
+            break;
+        default:
+            die("usage: see the comment at the top of t/tlsclient.c");
         }
     }
     if (port <= 0 || port > 65535 || !ca || optind >= argc || timeout <= 0

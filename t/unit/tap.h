@@ -106,10 +106,9 @@ static TAP_UNUSED int tap_is_int(long long got, long long want,
     return r;
 }
 
-static TAP_UNUSED int tap_is_mem(const char *got, size_t glen,
-                                 const char *want, size_t wlen,
-                                 const char *file, int line, const char *fmt,
-                                 va_list ap)
+static TAP_UNUSED int tap_is_mem(const char *got, size_t glen, const char *want,
+                                 size_t wlen, const char *file, int line,
+                                 const char *fmt, va_list ap)
 {
     int same = (!got && !want)
                || (got && want && glen == wlen && !memcmp(got, want, glen));
@@ -135,8 +134,8 @@ static TAP_UNUSED int tap_is_str(const char *got, const char *want,
 
 static TAP_UNUSED int tap_is_bytes(const char *got, size_t glen,
                                    const char *want, size_t wlen,
-                                   const char *file, int line,
-                                   const char *fmt, ...)
+                                   const char *file, int line, const char *fmt,
+                                   ...)
 {
     va_list ap;
     int r;
@@ -147,14 +146,13 @@ static TAP_UNUSED int tap_is_bytes(const char *got, size_t glen,
 }
 
 #define ok(cond, ...) tap_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
-#define is_int(got, want, ...)                                               \
-    tap_is_int((long long)(got), (long long)(want), __FILE__, __LINE__,      \
+#define is_int(got, want, ...)                                                 \
+    tap_is_int((long long)(got), (long long)(want), __FILE__, __LINE__,        \
                __VA_ARGS__)
-#define is_str(got, want, ...)                                               \
+#define is_str(got, want, ...)                                                 \
     tap_is_str((got), (want), __FILE__, __LINE__, __VA_ARGS__)
-#define is_mem(got, glen, want, wlen, ...)                                   \
-    tap_is_bytes((got), (glen), (want), (wlen), __FILE__, __LINE__,          \
-                 __VA_ARGS__)
+#define is_mem(got, glen, want, wlen, ...)                                     \
+    tap_is_bytes((got), (glen), (want), (wlen), __FILE__, __LINE__, __VA_ARGS__)
 
 static TAP_UNUSED int done_testing(void)
 {

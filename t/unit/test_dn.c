@@ -97,8 +97,8 @@ static void test_equality(void)
         /* '#' BER values */
         {"CN=#0C03616263", "CN=abc", 1},
         {"CN=#0c03616263", "CN=abc", 1},
-        {"CN=#1303616263", "CN=abc", 1},        /* PrintableString */
-        {"CN=#1603616263", "CN=abc", 1},        /* IA5String */
+        {"CN=#1303616263", "CN=abc", 1},              /* PrintableString */
+        {"CN=#1603616263", "CN=abc", 1},              /* IA5String */
         {"CN=#1E06005A006F00EB", "CN=Zo\xC3\xAB", 1}, /* BMPString */
         {"CN=#0C03616263,O=x", "CN=abc,O=x", 1},
         {"CN=#0C03616263", "CN=ABC", 0},
@@ -145,8 +145,13 @@ static void test_count(void)
         const char *text;
         int n;
     } t[] = {
-        {"", 0}, {"CN=a", 1}, {"CN=a,O=b", 2}, {"CN=a+O=b", 1},
-        {"CN=a+O=b,C=X", 2}, {"CN=a\\,b", 1}, {"CN=a\\+O=b,C=X", 2},
+        {"", 0},
+        {"CN=a", 1},
+        {"CN=a,O=b", 2},
+        {"CN=a+O=b", 1},
+        {"CN=a+O=b,C=X", 2},
+        {"CN=a\\,b", 1},
+        {"CN=a\\+O=b,C=X", 2},
         {"DC=a,DC=b,DC=c,DC=d", 4},
     };
     for (size_t i = 0; i < N(t); i++) {
@@ -162,8 +167,8 @@ static void test_nul_in_type(void)
     static const char text[] = "CN\0junk=alice";
     certauthz_dn_t *dn = NULL;
     const char *reason = NULL;
-    apr_status_t rv = certauthz_dn_parse(&dn, text, sizeof(text) - 1, &reason,
-                                         pool);
+    apr_status_t rv =
+        certauthz_dn_parse(&dn, text, sizeof(text) - 1, &reason, pool);
     ok(rv != APR_SUCCESS && !dn, "NUL inside an attribute type is an error");
 }
 
@@ -255,13 +260,15 @@ static void test_errors(void)
         ok(!dn && reason && *reason, "error: %s %s (%s)", t[i].what,
            tap_show(t[i].text, strlen(t[i].text)),
            dn ? apr_pstrcat(pool, "parsed as ", certauthz_dn_text(dn), NULL)
-              : reason ? reason : "no reason");
+           : reason ? reason
+                    : "no reason");
     }
     /* a NUL byte inside the text (length given explicitly) */
     certauthz_dn_t *dn = NULL;
     const char *reason = NULL;
     ok(certauthz_dn_parse(&dn, "CN=a\0b", 6, &reason, pool)
-           == CERTAUTHZ_EBADINPUT && reason,
+               == CERTAUTHZ_EBADINPUT
+           && reason,
        "error: raw NUL byte in the value");
     ok(certauthz_dn_parse(&dn, "CN=ab", 4, &reason, pool) == APR_SUCCESS
            && certauthz_dn_equal(dn, parse("CN=a")),
@@ -270,8 +277,10 @@ static void test_errors(void)
     parse_r("CN=a,", &reason);
     ok(reason && strstr(reason, ","), "trailing comma reason: %s", reason);
     parse_r("foo=bar", &reason);
-    ok(reason && strstr(reason, "foo"), "unknown attribute reason names it: "
-       "%s", reason);
+    ok(reason && strstr(reason, "foo"),
+       "unknown attribute reason names it: "
+       "%s",
+       reason);
     parse_r("CN=a;b", &reason);
     ok(reason && strstr(reason, ";"), "unescaped ';' reason: %s", reason);
 }
@@ -384,8 +393,8 @@ static void test_from_x509(void)
         char *opts = apr_psprintf(pool, "--subject %s", t[i].spec);
         X509 *x = certgen_quick(opts);
         certauthz_dn_t *dn = NULL, *want = parse(t[i].rfc);
-        apr_status_t rv = certauthz_dn_from_x509(&dn, X509_get_subject_name(x),
-                                                 pool);
+        apr_status_t rv =
+            certauthz_dn_from_x509(&dn, X509_get_subject_name(x), pool);
         ok(rv == APR_SUCCESS && dn && want && certauthz_dn_equal(dn, want),
            "from_x509 %s == parse %s (got %s)", t[i].spec, t[i].rfc,
            dn ? certauthz_dn_text(dn) : "error");
@@ -419,7 +428,8 @@ static void test_from_x509(void)
     x = certgen_quick("--subject /O=Ex/CN=a\\x00b");
     dn = (certauthz_dn_t *)1;
     ok(certauthz_dn_from_x509(&dn, X509_get_subject_name(x), pool)
-           == CERTAUTHZ_EBADINPUT && dn == NULL,
+               == CERTAUTHZ_EBADINPUT
+           && dn == NULL,
        "from_x509: NUL in a value -> EBADINPUT, *dn NULL");
     X509_free(x);
 

@@ -68,8 +68,8 @@ static void check_values(const certauthz_facts_t *f, certauthz_type_e t,
     int n = 0, i;
     while (want[n])
         n++;
-    is_int(f->of[t].n, n, "%s: %d %s value%s", label, n,
-           certauthz_type_name(t), n == 1 ? "" : "s");
+    is_int(f->of[t].n, n, "%s: %d %s value%s", label, n, certauthz_type_name(t),
+           n == 1 ? "" : "s");
     for (i = 0; i < n && i < f->of[t].n; i++)
         is_str(f->of[t].v[i].text, want[i], "%s: %s[%d]", label,
                certauthz_type_name(t), i);
@@ -153,15 +153,18 @@ static void test_rich(void)
     check_values(f, CERTAUTHZ_EMAIL,
                  VALS("dave@example.com", "Dave.Smith@Example.COM"), L);
     check_values(f, CERTAUTHZ_DNS, VALS("a.example.com", "B.Example.com"), L);
-    check_values(f, CERTAUTHZ_URI, VALS("spiffe://example.org/ns/prod/sa/api",
-                                        "https://Example.org/Path"), L);
+    check_values(
+        f, CERTAUTHZ_URI,
+        VALS("spiffe://example.org/ns/prod/sa/api", "https://Example.org/Path"),
+        L);
     check_values(f, CERTAUTHZ_UPN, VALS("Dave@Corp.example.com", "second@corp"),
                  L);
     check_values(f, CERTAUTHZ_IP, VALS("192.0.2.7", "2001:db8::1"), L);
     check_values(f, CERTAUTHZ_SERIAL, VALS("4F2A9C01"), L);
     check_values(f, CERTAUTHZ_SHA256, VALS(sha), L);
     check_values(f, CERTAUTHZ_SPKI, VALS(b64), L);
-    is_int(strlen(f->of[CERTAUTHZ_SHA256].v[0].text), 64, "sha256 has 64 "
+    is_int(strlen(f->of[CERTAUTHZ_SHA256].v[0].text), 64,
+           "sha256 has 64 "
            "digits, no colons");
     is_int(strlen(b64), 44, "spki is 44 base64 characters");
     check_keys(f, L);
@@ -169,17 +172,18 @@ static void test_rich(void)
            "email key is folded");
     is_str(f->of[CERTAUTHZ_URI].v[1].key, "https://Example.org/Path",
            "uri key is not folded");
-    ok(f->subject && certauthz_dn_equal(f->subject,
-                                        parse_dn("CN=Dave Smith,OU=Ops,"
-                                                 "O=Example,C=US")),
+    ok(f->subject
+           && certauthz_dn_equal(f->subject, parse_dn("CN=Dave Smith,OU=Ops,"
+                                                      "O=Example,C=US")),
        "subject DN");
-    ok(f->issuer && certauthz_dn_equal(f->issuer,
-                                       parse_dn("CN=Example CA,O=Example")),
+    ok(f->issuer
+           && certauthz_dn_equal(f->issuer,
+                                 parse_dn("CN=Example CA,O=Example")),
        "issuer DN");
     is_int(f->cn_count, 1, "cn_count");
     is_int(f->dropped, 0, "nothing dropped");
-    ok(f->not_before && strlen(f->not_before) == 20
-           && f->not_before[10] == 'T' && f->not_before[19] == 'Z',
+    ok(f->not_before && strlen(f->not_before) == 20 && f->not_before[10] == 'T'
+           && f->not_before[19] == 'Z',
        "not_before as ISO 8601: %s", f->not_before);
     ok(f->not_after && strlen(f->not_after) == 20
            && strcmp(f->not_after, f->not_before) > 0,
@@ -237,7 +241,8 @@ static void test_hostile_names(void)
     check_values(f, CERTAUTHZ_DN, VALS("CN=Zo\xC3\xAB"), "BMPString CN");
 
     f = facts("--subject /CN#t61=caf\\xE9");
-    check_values(f, CERTAUTHZ_CN, VALS("caf\xC3\xA9"), "T61String CN "
+    check_values(f, CERTAUTHZ_CN, VALS("caf\xC3\xA9"),
+                 "T61String CN "
                  "(Latin-1)");
     check_values(f, CERTAUTHZ_DN, VALS("CN=caf\xC3\xA9"), "T61String CN");
 
@@ -250,7 +255,10 @@ static void test_hostile_names(void)
     check_values(f, CERTAUTHZ_CN, VALS("Plain"), "PrintableString CN");
 
     f = facts("--subject /CN=\\x01ctl");
-    check_values(f, CERTAUTHZ_CN, VALS("\x01" "ctl"), "control char in CN "
+    check_values(f, CERTAUTHZ_CN,
+                 VALS("\x01"
+                      "ctl"),
+                 "control char in CN "
                  "is valid UTF-8");
     check_values(f, CERTAUTHZ_DN, VALS("CN=\\01ctl"), "control char in CN");
 
@@ -347,14 +355,16 @@ static void test_hostile_sans(void)
               " --san email:\\xC3\\xA9@x --san upn:\\xED\\xA0\\x80@corp");
     L = "invalid UTF-8 in SANs";
     check_values(f, CERTAUTHZ_DNS, VALS("ok.x"), L);
-    check_values(f, CERTAUTHZ_EMAIL, VALS("\xC3\xA9@x"), "UTF-8 in an email "
+    check_values(f, CERTAUTHZ_EMAIL, VALS("\xC3\xA9@x"),
+                 "UTF-8 in an email "
                  "SAN is kept");
     check_values(f, CERTAUTHZ_UPN, NONE, L);
 
     f = facts("--subject /CN=s --san upn-ia5:ia5@corp --san upn:utf8@corp"
               " --san othername:1.2.3.4:other");
     check_values(f, CERTAUTHZ_UPN, VALS("utf8@corp"), "UPN with IA5 inner");
-    is_int(f->dropped, 1, "UPN with IA5 inner: dropped (the other otherName "
+    is_int(f->dropped, 1,
+           "UPN with IA5 inner: dropped (the other otherName "
            "is not)");
 
     f = facts("--subject /CN=s --san ipraw:0102030405060708 --san ip:10.0.0.1"
@@ -367,9 +377,9 @@ static void test_hostile_sans(void)
               " --san ip:::ffff:1.2.3.4 --san ip:FE80::1:0:0:AB"
               " --san ipraw:20010db8000000000001000000000001"
               " --san ipraw:00000000000000000000000000000000");
-    check_values(f, CERTAUTHZ_IP, VALS("2001:db8::1", "::ffff:1.2.3.4",
-                                       "fe80::1:0:0:ab", "2001:db8::1:0:0:1",
-                                       "::"),
+    check_values(f, CERTAUTHZ_IP,
+                 VALS("2001:db8::1", "::ffff:1.2.3.4", "fe80::1:0:0:ab",
+                      "2001:db8::1:0:0:1", "::"),
                  "IPv6 SANs in canonical form");
 
     /* 1,000 SANs, all present in order */
@@ -389,7 +399,8 @@ static void test_hostile_sans(void)
     GENERAL_NAME_set0_value(gn, GEN_DNS, s);
     sk_GENERAL_NAME_push(gens, gn);
     ok(X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_APPEND)
-           == 1, "added a second SAN extension");
+           == 1,
+       "added a second SAN extension");
     GENERAL_NAMES_free(gens);
     f = facts_x(x);
     X509_free(x);
@@ -494,13 +505,20 @@ static void test_serials(void)
     static const struct {
         const char *serial, *want;
     } t[] = {
-        {"0", "0"}, {"00", "0"}, {"00FF", "FF"}, {"0A", "A"},
-        {"7fffffffffffffffffffffffffffffff", "7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"},
-        {"1000", "1000"}, {"4F2A9C01", "4F2A9C01"},
+        {"0", "0"},
+        {"00", "0"},
+        {"00FF", "FF"},
+        {"0A", "A"},
+        {"7fffffffffffffffffffffffffffffff",
+         "7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"},
+        {"1000", "1000"},
+        {"4F2A9C01", "4F2A9C01"},
     };
     for (size_t i = 0; i < N(t); i++) {
-        certauthz_facts_t *f = facts(apr_psprintf(pool, "--subject /CN=s "
-                                                  "--serial %s", t[i].serial));
+        certauthz_facts_t *f = facts(apr_psprintf(pool,
+                                                  "--subject /CN=s "
+                                                  "--serial %s",
+                                                  t[i].serial));
         check_values(f, CERTAUTHZ_SERIAL, VALS(t[i].want),
                      apr_psprintf(pool, "serial %s", t[i].serial));
     }
@@ -528,34 +546,40 @@ static void test_read(void)
     plen = BIO_get_mem_data(bio, &pem);
     char *one = apr_pstrmemdup(pool, pem, (apr_size_t)plen);
     ok(certauthz_x509_read(&x, one, strlen(one)) == APR_SUCCESS && x
-           && !X509_cmp(x, a), "x509_read: PEM");
+           && !X509_cmp(x, a),
+       "x509_read: PEM");
     X509_free(x);
 
     /* PEM chain: the first certificate */
     PEM_write_bio_X509(bio, b);
     plen = BIO_get_mem_data(bio, &pem);
     ok(certauthz_x509_read(&x, pem, (apr_size_t)plen) == APR_SUCCESS && x
-           && !X509_cmp(x, a), "x509_read: PEM chain gives the first");
+           && !X509_cmp(x, a),
+       "x509_read: PEM chain gives the first");
     X509_free(x);
     BIO_free(bio);
 
     /* text before the block; a key block before the certificate */
     char *lead = apr_pstrcat(pool, "subject=CN = first\nissuer=x\n", one, NULL);
     ok(certauthz_x509_read(&x, lead, strlen(lead)) == APR_SUCCESS && x
-           && !X509_cmp(x, a), "x509_read: text before the PEM block");
+           && !X509_cmp(x, a),
+       "x509_read: text before the PEM block");
     X509_free(x);
     bio = BIO_new(BIO_s_mem());
     PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL);
     PEM_write_bio_X509(bio, b);
     plen = BIO_get_mem_data(bio, &pem);
     ok(certauthz_x509_read(&x, pem, (apr_size_t)plen) == APR_SUCCESS && x
-           && !X509_cmp(x, b), "x509_read: key block, then the certificate");
+           && !X509_cmp(x, b),
+       "x509_read: key block, then the certificate");
     X509_free(x);
     BIO_free(bio);
 
     /* DER */
     ok(certauthz_x509_read(&x, (const char *)der, (apr_size_t)dlen)
-           == APR_SUCCESS && x && !X509_cmp(x, a), "x509_read: DER");
+               == APR_SUCCESS
+           && x && !X509_cmp(x, a),
+       "x509_read: DER");
     X509_free(x);
 
     /* garbage */
@@ -574,19 +598,22 @@ static void test_read(void)
     for (size_t i = 0; i < N(bad); i++) {
         x = (X509 *)1;
         ok(certauthz_x509_read(&x, bad[i].buf, bad[i].len)
-               == CERTAUTHZ_EBADINPUT && x == NULL,
+                   == CERTAUTHZ_EBADINPUT
+               && x == NULL,
            "x509_read: %s -> EBADINPUT", bad[i].what);
     }
     x = (X509 *)1;
     ok(certauthz_x509_read(&x, (const char *)der, (apr_size_t)dlen - 10)
-           == CERTAUTHZ_EBADINPUT && x == NULL,
+               == CERTAUTHZ_EBADINPUT
+           && x == NULL,
        "x509_read: truncated DER -> EBADINPUT");
     bio = BIO_new(BIO_s_mem());
     PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL);
     plen = BIO_get_mem_data(bio, &pem);
     x = (X509 *)1;
     ok(certauthz_x509_read(&x, pem, (apr_size_t)plen) == CERTAUTHZ_EBADINPUT
-           && x == NULL, "x509_read: a key only -> EBADINPUT");
+           && x == NULL,
+       "x509_read: a key only -> EBADINPUT");
     BIO_free(bio);
 
     free(der);

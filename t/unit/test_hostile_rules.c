@@ -48,8 +48,8 @@ static const char *decide(const char *map, const char *opts)
         return "!";
     if (id.outcome == CERTAUTHZ_UNMAPPED)
         return "-";
-    return apr_pstrcat(pool, id.user, "/",
-                       certauthz_identity_groups(&id, pool), NULL);
+    return apr_pstrcat(pool, id.user, "/", certauthz_identity_groups(&id, pool),
+                       NULL);
 }
 
 static void run(const char *title, const row_t *t, size_t n)
@@ -62,8 +62,8 @@ static void run(const char *title, const row_t *t, size_t n)
 static void test_case_tricks(void)
 {
     static const row_t t[] = {
-        {"email:Alice@Example.COM a\n", "--san email:alice@example.com",
-         "a/", "email folds ASCII case"},
+        {"email:Alice@Example.COM a\n", "--san email:alice@example.com", "a/",
+         "email folds ASCII case"},
         {"dns:WWW.Example.com a\n", "--san dns:www.EXAMPLE.com", "a/",
          "dns folds ASCII case"},
         {"upn:CAROL@corp.example a\n", "--san upn:carol@CORP.example", "a/",
@@ -96,7 +96,8 @@ static void test_lookalikes(void)
         {"cn:alice a\n", "--subject /CN=\\xD0\\xB0lice", "-",
          "Latin rule, Cyrillic certificate"},
         /* Turkish dotted capital I: no Unicode case folding */
-        {"email:AL\xC4\xB0" "CE@example.com a\n",
+        {"email:AL\xC4\xB0"
+         "CE@example.com a\n",
          "--san email:alice@example.com", "-", "dotted I folds to nothing"},
         /* Kelvin sign K (U+212A) does not fold to k */
         {"dns:\xE2\x84\xAA.example.com a\n", "--san dns:k.example.com", "-",
@@ -110,7 +111,9 @@ static void test_lookalikes(void)
         {"cn:caf\xC3\xA9 a\n", "--subject /CN=caf\\xC3\\xA9", "a/",
          "the same bytes match"},
         /* a glob does not cross into lookalikes either */
-        {"dns:*.example.com a\n", "--san dns:x.example\xE3\x80\x82" "com",
+        {"dns:*.example.com a\n",
+         "--san dns:x.example\xE3\x80\x82"
+         "com",
          "-", "ideographic full stop is not a dot"},
     };
     run("lookalike", t, N(t));
@@ -152,8 +155,8 @@ static void test_globs(void)
          "* matches an empty label"},
         {"dns:*.example.com a\n", "--san dns:example.com", "-",
          "but the dot must be there"},
-        {"email:*@example.com a\n", "--san email:x@evil.com@example.com",
-         "a/", "email * crosses anything (documented)"},
+        {"email:*@example.com a\n", "--san email:x@evil.com@example.com", "a/",
+         "email * crosses anything (documented)"},
         {"uri:spiffe://example.org/* a\n",
          "--san uri:spiffe://example.org.evil/x", "-",
          "a glob ending in /* keeps its prefix"},
@@ -173,8 +176,7 @@ static void test_smuggling(void)
     static const row_t t[] = {
         {"dn:\"\" nobody\n", "--subject '' --san dns:a.example", "nobody/",
          "dn:\"\" is the empty subject"},
-        {"dn:\"\" nobody\n", "--subject /CN=a", "-",
-         "... and nothing else"},
+        {"dn:\"\" nobody\n", "--subject /CN=a", "-", "... and nothing else"},
         {"cn:\"a email:b\" u\n", "--subject /CN=x --san email:b", "-",
          "a quoted space does not start a second selector"},
         {"cn:\"a email:b\" u\n", "--subject '/CN=a email:b'", "u/",
@@ -190,7 +192,9 @@ static void test_smuggling(void)
          "groups are one field"},
         {"cn:a u staff admins\n", "--subject /CN=a", "E",
          "a space-separated fourth field is an error, not a group"},
-        {"cn:a\x0B" "b u\n", "--subject /CN=a\\x0Bb", "u/",
+        {"cn:a\x0B"
+         "b u\n",
+         "--subject /CN=a\\x0Bb", "u/",
          "a vertical tab is data, not a field separator"},
         {"cn:a \"u\x01\"\n", "--subject /CN=a", "E",
          "a control character in a user is an error"},

@@ -113,8 +113,9 @@ static certauthz_facts_t *facts_cn(const char *cn)
 
 static const char *outcome_name(int o)
 {
-    return o == CERTAUTHZ_MAPPED ? "MAPPED"
-           : o == CERTAUTHZ_DENIED ? "DENIED" : "UNMAPPED";
+    return o == CERTAUTHZ_MAPPED   ? "MAPPED"
+           : o == CERTAUTHZ_DENIED ? "DENIED"
+                                   : "UNMAPPED";
 }
 
 /* "MAPPED user [groups] @LINE", "DENIED @LINE", "UNMAPPED[ @LINE]" */
@@ -124,8 +125,8 @@ static const char *describe(const certauthz_identity_t *id)
     if (id->outcome == CERTAUTHZ_MAPPED) {
         s = apr_pstrcat(pool, s, " ", id->user ? id->user : "(null)", NULL);
         if (id->ngroups)
-            s = apr_pstrcat(pool, s, " [",
-                            certauthz_identity_groups(id, pool), "]", NULL);
+            s = apr_pstrcat(pool, s, " [", certauthz_identity_groups(id, pool),
+                            "]", NULL);
     }
     if (id->rule)
         s = apr_psprintf(pool, "%s @%u", s, certauthz_rule_line(id->rule));
@@ -173,33 +174,41 @@ static void test_grammar(void)
         {"dn:\"CN=a\\\\,b\" u", NULL},
         {"cn:Zo\xC3\xAB zo\xC3\xAB", NULL},
         {"cn:a u\r\ncn:b v\r\n", NULL},
-        {"\xEF\xBB\xBF" "cn:a u\n", NULL},
+        {"\xEF\xBB\xBF"
+         "cn:a u\n",
+         NULL},
         {"\xEF\xBB\xBF", NULL},
         {"\r\n\r\n", NULL},
         {"[issuer \"CN=Partner CA,O=Partner Inc\"]\ncn~^(.+)$ partner-$1 "
-         "partners\n", NULL},
+         "partners\n",
+         NULL},
         {"[any-issuer]\ncn:a u", NULL},
         {"  [any-issuer]  # back to all", NULL},
         {"[ issuer \"CN=X\" ]", NULL},
         {"[issuer \"CN=a#b\"] # comment", NULL},
         {"[issuer \"CN=say \\\\\\\"hi\\\\\\\"\"]", NULL},
         {"[issuer \"CN=X\"]\n[issuer \"cn = X\"]\n[any-issuer]\n"
-         "[issuer \"CN=X\"]", NULL},
-        {"cn:a u\n[issuer \"CN=X\"]\ncn:a u", NULL},      /* other section */
+         "[issuer \"CN=X\"]",
+         NULL},
+        {"cn:a u\n[issuer \"CN=X\"]\ncn:a u", NULL}, /* other section */
         {"[issuer \"CN=X\"]\ncn:a u\n[issuer \"CN=Y\"]\ncn:a u", NULL},
-        {"cn:a u\ndeny cn:a", NULL},                     /* allow + deny */
-        {"cn:a* u\ncn:a* v", NULL},                      /* globs */
-        {"cn~^a u\ncn~^a v", NULL},                      /* regexes */
-        {"cn:a u\ncn:A u", NULL},                        /* cn is exact */
+        {"cn:a u\ndeny cn:a", NULL}, /* allow + deny */
+        {"cn:a* u\ncn:a* v", NULL},  /* globs */
+        {"cn~^a u\ncn~^a v", NULL},  /* regexes */
+        {"cn:a u\ncn:A u", NULL},    /* cn is exact */
         {"deny \"dn:CN=a b\"", NULL},
         {"cn:a \"u v\" \"g 1\"", NULL},
         /* errors, with the line */
         {"foo:bar u", "1: unknown selector type 'foo'"},
         {"cn:a u\n\n# c\nfoo:x u\n", "4: unknown selector type"},
         {"cn:a u\r\n\r\nfoo:x u\r\n", "3: unknown selector type"},
-        {"\xEF\xBB\xBF" "foo:x u", "1: unknown selector type 'foo'"},
-        {"cn:a u\n\xEF\xBB\xBF" "cn:b v", "2: "},       /* BOM not at start */
-        {"cn~^x#y$ u", "1: missing user"},    /* '#' starts a comment */
+        {"\xEF\xBB\xBF"
+         "foo:x u",
+         "1: unknown selector type 'foo'"},
+        {"cn:a u\n\xEF\xBB\xBF"
+         "cn:b v",
+         "2: "},                                  /* BOM not at start */
+        {"cn~^x#y$ u", "1: missing user"},        /* '#' starts a comment */
         {"cn:a\\\"b u", "1: unterminated quote"}, /* '\' literal outside */
         {"cnalice u", "1: selector 'cnalice' is not type:value or type~regex"},
         {"cn~( u", "1: bad regex: "},
@@ -302,8 +311,8 @@ static void test_grammar(void)
 static void test_errors(void)
 {
     apr_array_header_t *errs;
-    certauthz_map_t *m = parse_len("foo:x u\ncn:a u\ncn:b\n\n[bad]\ncn:c w\n",
-                                   34, &errs);
+    certauthz_map_t *m =
+        parse_len("foo:x u\ncn:a u\ncn:b\n\n[bad]\ncn:c w\n", 34, &errs);
     ok(!m, "three errors: not loaded");
     is_int(errs ? errs->nelts : -1, 3, "three errors collected: %s",
            errs_text(errs));
@@ -323,8 +332,8 @@ static void test_errors(void)
     m = parse_len(many, strlen(many), &errs);
     ok(!m && errs && errs->nelts == CERTAUTHZ_MAX_ERRORS,
        "150 bad lines: %d errors kept", errs ? errs->nelts : -1);
-    certauthz_error_t *last = &APR_ARRAY_IDX(errs, errs->nelts - 1,
-                                             certauthz_error_t);
+    certauthz_error_t *last =
+        &APR_ARRAY_IDX(errs, errs->nelts - 1, certauthz_error_t);
     is_int(last->line, CERTAUTHZ_MAX_ERRORS, "  ... the first 100, in order");
 
     /* success: errs is empty */
@@ -359,7 +368,9 @@ static void test_quoting(void)
         {"cn~\"^a\\d$\" u", "a7", "MAPPED u @1"},
         {"cn~^a\\d$ u", "a7", "MAPPED u @1"},
         {"cn~\"^a b$\" u", "a b", "MAPPED u @1"},
-        {"\xEF\xBB\xBF" "cn:a u", "a", "MAPPED u @1"},
+        {"\xEF\xBB\xBF"
+         "cn:a u",
+         "a", "MAPPED u @1"},
         {"cn:a u\r\n", "a", "MAPPED u @1"},
         {"cn:b x\r\ncn:a u\r\n", "a", "MAPPED u @2"},
         {"\n\n# c\n\ncn:a u", "a", "MAPPED u @5"},
@@ -387,7 +398,8 @@ static void test_stats(void)
         "[issuer \"cn = CA1\"]\n"
         "uri:x u\n"
         "[any-issuer]\n"
-        "sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"
+        "sha256:"
+        "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"
         " k\n");
     certauthz_map_stats_t st;
     if (!m) {
@@ -409,7 +421,8 @@ static void test_stats(void)
     m = parse_map("");
     certauthz_map_stats(m, &st);
     ok(st.rules == 0 && st.deny == 0 && st.sections == 0 && st.globs == 0
-           && st.regexes == 0, "stats of an empty map");
+           && st.regexes == 0,
+       "stats of an empty map");
 }
 
 /* ---- resolution -------------------------------------------------------- */
@@ -417,13 +430,13 @@ static void test_stats(void)
 static void test_resolution(void)
 {
     /* A and B: same subject and serial, different issuers */
-    certauthz_facts_t *A = facts(
-        "--subject /O=Ex/CN=alice --issuer-name '/O=Ex/CN=CA One'"
-        " --san email:Alice@Example.com --san dns:a.build.example.com"
-        " --serial 4F2A9C01");
-    certauthz_facts_t *B = facts(
-        "--subject /O=Ex/CN=alice --issuer-name '/O=Ex/CN=CA Two'"
-        " --serial 4F2A9C01");
+    certauthz_facts_t *A =
+        facts("--subject /O=Ex/CN=alice --issuer-name '/O=Ex/CN=CA One'"
+              " --san email:Alice@Example.com --san dns:a.build.example.com"
+              " --serial 4F2A9C01");
+    certauthz_facts_t *B =
+        facts("--subject /O=Ex/CN=alice --issuer-name '/O=Ex/CN=CA Two'"
+              " --serial 4F2A9C01");
     certauthz_facts_t *S = facts(
         "--subject /O=Ex/CN=svc-api --san dns:x.example --san dns:y.example"
         " --san uri:spiffe://example.org/ns/prod/sa/api");
@@ -436,8 +449,10 @@ static void test_resolution(void)
     char hostile[40];
     memset(hostile, 'a', 30);
     strcpy(hostile + 30, "!");
-    certauthz_facts_t *H = facts(apr_psprintf(pool, "--subject /CN=h "
-                                              "--san dns:%s", hostile));
+    certauthz_facts_t *H = facts(apr_psprintf(pool,
+                                              "--subject /CN=h "
+                                              "--san dns:%s",
+                                              hostile));
 
     const struct {
         const char *map;
@@ -474,43 +489,51 @@ static void test_resolution(void)
         {"cn:alice u\n[issuer \"CN=CA One,O=Ex\"]\ndeny serial:4F2A9C01", B,
          "B", "MAPPED u @1"},
         {"[issuer \"CN=CA Two,O=Ex\"]\ndeny cn~alice\n[any-issuer]\n"
-         "cn:alice u", A, "A", "MAPPED u @4"},
+         "cn:alice u",
+         A, "A", "MAPPED u @4"},
         {"[issuer \"CN=CA Two,O=Ex\"]\ndeny cn~alice\n[any-issuer]\n"
-         "cn:alice u", B, "B", "DENIED @2"},
+         "cn:alice u",
+         B, "B", "DENIED @2"},
         /* issuer sections */
         {"[issuer \"CN=CA One,O=Ex\"]\ncn:alice one\n"
-         "[issuer \"CN=CA Two,O=Ex\"]\ncn:alice two", A, "A", "MAPPED one @2"},
+         "[issuer \"CN=CA Two,O=Ex\"]\ncn:alice two",
+         A, "A", "MAPPED one @2"},
         {"[issuer \"CN=CA One,O=Ex\"]\ncn:alice one\n"
-         "[issuer \"CN=CA Two,O=Ex\"]\ncn:alice two", B, "B", "MAPPED two @4"},
+         "[issuer \"CN=CA Two,O=Ex\"]\ncn:alice two",
+         B, "B", "MAPPED two @4"},
         {"[issuer \"CN=CA Two,O=Ex\"]\ncn:alice two", A, "A", "UNMAPPED"},
         {"[issuer \"CN=CA Two,O=Ex\"]\ncn~alice two", A, "A", "UNMAPPED"},
         /* sections compare issuers as OpenSSL's chain building does:
          * case and white space folded, RDN order still significant */
-        {"[issuer \"cn=ca two,o=ex\"]\ncn:alice two", B, "B",
-         "MAPPED two @2"},
+        {"[issuer \"cn=ca two,o=ex\"]\ncn:alice two", B, "B", "MAPPED two @2"},
         {"[issuer \"CN=CA  Two , O=Ex\"]\ncn:alice two", B, "B",
          "MAPPED two @2"},
         {"[issuer \"CN=CATwo,O=Ex\"]\ncn:alice two", B, "B", "UNMAPPED"},
         {"[issuer \"O=Ex,CN=CA Two\"]\ncn:alice two", B, "B", "UNMAPPED"},
         {"[issuer \"CN=CA One,O=Ex\"]\ncn~^(.+)$ p-$1 partners\n"
-         "[any-issuer]\ncn:alice g", A, "A", "MAPPED p-alice [partners] @2"},
+         "[any-issuer]\ncn:alice g",
+         A, "A", "MAPPED p-alice [partners] @2"},
         {"[issuer \"CN=CA One,O=Ex\"]\ncn~^(.+)$ p-$1 partners\n"
-         "[any-issuer]\ncn:alice g", B, "B", "MAPPED g @4"},
+         "[any-issuer]\ncn:alice g",
+         B, "B", "MAPPED g @4"},
         {"[issuer \"CN=CA One,O=Ex\"]\n[any-issuer]\ncn:alice g", A, "A",
          "MAPPED g @3"},
         {"[issuer \"CN=CA One,O=Ex\"]\ncn:x one\n[issuer \"CN=CA Two,O=Ex\"]\n"
-         "[issuer \"CN=CA One,O=Ex\"]\ncn:alice reopened", A, "A",
-         "MAPPED reopened @5"},
+         "[issuer \"CN=CA One,O=Ex\"]\ncn:alice reopened",
+         A, "A", "MAPPED reopened @5"},
         /* the same exact selector in different sections */
         {"cn:alice any\n[issuer \"CN=CA One,O=Ex\"]\ncn:alice one", A, "A",
          "MAPPED any @1"},
         {"[issuer \"CN=CA One,O=Ex\"]\ncn:alice one\n[any-issuer]\n"
-         "cn:alice any", A, "A", "MAPPED one @2"},
+         "cn:alice any",
+         A, "A", "MAPPED one @2"},
         {"[issuer \"CN=CA One,O=Ex\"]\ncn:alice one\n[any-issuer]\n"
-         "cn:alice any", B, "B", "MAPPED any @4"},
+         "cn:alice any",
+         B, "B", "MAPPED any @4"},
         {"cn:alice u\ndeny cn:alice", A, "A", "DENIED @2"},
         {"[issuer \"CN=CA One,O=Ex\"]\ncn:alice one\n[any-issuer]\n"
-         "cn~alice any", A, "A", "MAPPED one @2"},
+         "cn~alice any",
+         A, "A", "MAPPED one @2"},
         /* hostile subjects: no cn fact with two CNs, no dn with a NUL */
         {"cn:a u\ncn:b v\ncn~. r\ndn:CN=b,CN=a,O=Ex w", T, "two CNs",
          "MAPPED w @4"},
@@ -531,7 +554,7 @@ static void test_resolution(void)
         {"uri~^spiffe://([^/]+)/ns/([^/]+)/sa/(.+)$ $3@$1 ns-$2", S, "S",
          "MAPPED api@example.org [ns-prod] @1"},
         {"dns~^(.)\\.example$ host-$1", S, "S", "MAPPED host-x @1"},
-        {"cn~^(.*)$ $1", C, "C", "MAPPED x,y @1"},   /* ',' fine in a user */
+        {"cn~^(.*)$ $1", C, "C", "MAPPED x,y @1"}, /* ',' fine in a user */
         /* bad substitution: UNMAPPED with the rule, later rules not tried */
         {"cn~^(.*)$ u $1\ncn:x,y z", C, "C", "UNMAPPED @1"},
         {"cn~^(.*)$ u g,$1", C, "C", "UNMAPPED @1"},
@@ -562,7 +585,8 @@ static void test_resolution(void)
     is_str(resolve(apr_psprintf(pool, "sha256:%s kiosk", colons), B),
            "UNMAPPED", "sha256 rule does not match another certificate");
     is_str(resolve(apr_psprintf(pool, "spki:%s pinned",
-                                A->of[CERTAUTHZ_SPKI].v[0].text), A),
+                                A->of[CERTAUTHZ_SPKI].v[0].text),
+                   A),
            "MAPPED pinned @1", "spki rule");
     is_str(resolve(apr_psprintf(pool, "cn:alice u\ndeny sha256:%s", sha), A),
            "DENIED @2", "deny sha256");
@@ -587,8 +611,8 @@ static void test_resolution(void)
         is_str(certauthz_selector_text(certauthz_rule_selector(id.rule), pool),
                "cn:alice", "rule_selector");
         ok(certauthz_rule_issuer(id.rule)
-               && certauthz_dn_equal(certauthz_rule_issuer(id.rule),
-                                     A->issuer), "rule_issuer");
+               && certauthz_dn_equal(certauthz_rule_issuer(id.rule), A->issuer),
+           "rule_issuer");
     }
     m = parse_map("cn:alice u\n");
     certauthz_map_resolve(&id, m, A, pool);
@@ -598,12 +622,12 @@ static void test_resolution(void)
     m = parse_map("cn:bob u\n");
     id.rule = (void *)1;
     certauthz_map_resolve(&id, m, A, pool);
-    ok(id.outcome == CERTAUTHZ_UNMAPPED && !id.rule && !id.user
-           && !id.ngroups, "unmapped: no rule, no user");
+    ok(id.outcome == CERTAUTHZ_UNMAPPED && !id.rule && !id.user && !id.ngroups,
+       "unmapped: no rule, no user");
     m = parse_map("cn~^(.*)$ u $1\n");
     certauthz_map_resolve(&id, m, C, pool);
-    ok(id.outcome == CERTAUTHZ_UNMAPPED && id.rule && !id.user
-           && !id.ngroups, "bad substitution: the rule, but no identity");
+    ok(id.outcome == CERTAUTHZ_UNMAPPED && id.rule && !id.user && !id.ngroups,
+       "bad substitution: the rule, but no identity");
     m = parse_map("cn:a u\ndeny serial:4F2A9C01\n");
     certauthz_map_resolve(&id, m, A, pool);
     ok(id.outcome == CERTAUTHZ_DENIED && id.rule
@@ -678,22 +702,21 @@ static const char *lines_text(const collect_t *c)
 
 static void test_each_match(void)
 {
-    certauthz_facts_t *A = facts(
-        "--subject /O=Ex/CN=alice --issuer-name '/O=Ex/CN=CA One'"
-        " --san email:alice@example.com --san dns:a.build.example.com"
-        " --serial 4F2A9C01");
-    certauthz_map_t *m = parse_map(
-        "cn:alice a\n"                        /* 1 */
-        "deny serial:4F2A9C01\n"              /* 2 */
-        "cn:bob b\n"                          /* 3 */
-        "dns:*.build.example.com c\n"         /* 4 */
-        "[issuer \"CN=CA Two,O=Ex\"]\n"       /* 5 */
-        "cn:alice two\n"                      /* 6 */
-        "[issuer \"CN=CA One,O=Ex\"]\n"       /* 7 */
-        "email~alice one\n"                   /* 8 */
-        "[any-issuer]\n"                      /* 9 */
-        "deny cn:nobody\n"                    /* 10 */
-        "email:alice@example.com e\n");       /* 11 */
+    certauthz_facts_t *A =
+        facts("--subject /O=Ex/CN=alice --issuer-name '/O=Ex/CN=CA One'"
+              " --san email:alice@example.com --san dns:a.build.example.com"
+              " --serial 4F2A9C01");
+    certauthz_map_t *m = parse_map("cn:alice a\n"                  /* 1 */
+                                   "deny serial:4F2A9C01\n"        /* 2 */
+                                   "cn:bob b\n"                    /* 3 */
+                                   "dns:*.build.example.com c\n"   /* 4 */
+                                   "[issuer \"CN=CA Two,O=Ex\"]\n" /* 5 */
+                                   "cn:alice two\n"                /* 6 */
+                                   "[issuer \"CN=CA One,O=Ex\"]\n" /* 7 */
+                                   "email~alice one\n"             /* 8 */
+                                   "[any-issuer]\n"                /* 9 */
+                                   "deny cn:nobody\n"              /* 10 */
+                                   "email:alice@example.com e\n"); /* 11 */
     collect_t c = {{0}, 0, 0};
     if (!m)
         return;
@@ -713,17 +736,21 @@ static void test_each_match(void)
     char hostile[40];
     memset(hostile, 'a', 30);
     strcpy(hostile + 30, "!");
-    certauthz_facts_t *H = facts(apr_psprintf(pool, "--subject /CN=h "
-                                              "--san dns:%s", hostile));
+    certauthz_facts_t *H = facts(apr_psprintf(pool,
+                                              "--subject /CN=h "
+                                              "--san dns:%s",
+                                              hostile));
     m = parse_map("dns~^(a+)+$ x\ncn:h u\n");
     c.n = 0;
     certauthz_map_each_match(m, H, collect, &c);
-    is_str(lines_text(&c), "2", "each_match: an allow regex that gives up "
+    is_str(lines_text(&c), "2",
+           "each_match: an allow regex that gives up "
            "is not listed (resolve gives line 2)");
     m = parse_map("deny dns~^(a+)+$\ncn:h u\n");
     c.n = 0;
     certauthz_map_each_match(m, H, collect, &c);
-    is_str(lines_text(&c), "1,2", "each_match: a deny regex that gives up "
+    is_str(lines_text(&c), "1,2",
+           "each_match: a deny regex that gives up "
            "is listed");
 }
 
@@ -735,8 +762,9 @@ static const char *write_file(const char *dir, const char *name,
     const char *path = apr_pstrcat(pool, dir, "/", name, NULL);
     apr_file_t *fd;
     apr_size_t len = strlen(text);
-    apr_file_open(&fd, path, APR_FOPEN_WRITE | APR_FOPEN_CREATE
-                  | APR_FOPEN_TRUNCATE, APR_FPROT_OS_DEFAULT, pool);
+    apr_file_open(&fd, path,
+                  APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_TRUNCATE,
+                  APR_FPROT_OS_DEFAULT, pool);
     apr_file_write_full(fd, text, len, NULL);
     apr_file_close(fd);
     return path;
@@ -746,8 +774,8 @@ static void test_load(void)
 {
     const char *tmp;
     apr_temp_dir_get(&tmp, pool);
-    const char *dir = apr_psprintf(pool, "%s/certauthz-test-map.%ld", tmp,
-                                   (long)getpid());
+    const char *dir =
+        apr_psprintf(pool, "%s/certauthz-test-map.%ld", tmp, (long)getpid());
     apr_dir_make(dir, APR_FPROT_OS_DEFAULT, pool);
     certauthz_map_t *m;
     apr_array_header_t *errs;
@@ -786,8 +814,8 @@ static void test_load(void)
         is_str(certauthz_map_name(m), empty, "  ... named by its path");
     }
 
-    const char *good = write_file(dir, "good.map",
-                                  "# map\r\ncn:alice alice staff\r\n");
+    const char *good =
+        write_file(dir, "good.map", "# map\r\ncn:alice alice staff\r\n");
     rv = certauthz_map_load(&m, good, &errs, pool);
     ok(rv == APR_SUCCESS && m, "load: a good file");
     if (m) {

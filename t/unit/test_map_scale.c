@@ -101,15 +101,12 @@ static void test_million(void)
     is_int((int)st.exact[CERTAUTHZ_EMAIL], MILLION / 5, "email rules");
     is_int((int)st.exact[CERTAUTHZ_SERIAL], MILLION / 5, "serial rules");
 
-    expect_user(m, "--subject /CN=x --san email:USER0@example.com", "user0",
-                1);
+    expect_user(m, "--subject /CN=x --san email:USER0@example.com", "user0", 1);
     expect_user(m, "--subject /CN=host-500001", "host500001", 500002);
-    expect_user(m, "--subject /CN=x --san dns:H999998.example.com",
-                "h999998", 999999);
-    expect_user(m, "--subject /CN=x --serial 0F423F0A1B", "s999999",
-                1000000);
-    expect_user(m,
-                "--subject /CN=x --san uri:spiffe://example.org/sa/svc2",
+    expect_user(m, "--subject /CN=x --san dns:H999998.example.com", "h999998",
+                999999);
+    expect_user(m, "--subject /CN=x --serial 0F423F0A1B", "s999999", 1000000);
+    expect_user(m, "--subject /CN=x --san uri:spiffe://example.org/sa/svc2",
                 "svc2", 3);
     {
         certauthz_identity_t id;
@@ -122,7 +119,7 @@ static void test_million(void)
      * and the error names line 1,000,001 */
     text = mixed_map(MILLION, "email:late@example.com", &len);
     ok(certauthz_map_parse(&m, "million.map", text, len, &errs, pool)
-           == CERTAUTHZ_EBADINPUT
+               == CERTAUTHZ_EBADINPUT
            && m == NULL,
        "an error on the last of 1,000,001 lines loads nothing");
     ok(errs->nelts == 1
@@ -154,8 +151,7 @@ static void test_regexes(void)
     expect_user(m, "--subject /CN=svc0-pay", "svc0-pay", 1);
     {
         certauthz_identity_t id;
-        certauthz_map_resolve(&id, m, facts_of("--subject /CN=svc1-PAY"),
-                              pool);
+        certauthz_map_resolve(&id, m, facts_of("--subject /CN=svc1-PAY"), pool);
         ok(id.outcome == CERTAUTHZ_UNMAPPED,
            "no regex of 10^5 matches an upper-case capture");
     }
@@ -204,14 +200,13 @@ static void test_paths(void)
     fp = fopen(real, "w");
     fputs("cn:alice alice staff\n", fp);
     fclose(fp);
-    ok(symlink("real.map", link) == 0
-           && symlink("nowhere.map", dangling) == 0,
+    ok(symlink("real.map", link) == 0 && symlink("nowhere.map", dangling) == 0,
        "symlinks made");
 
     ok(certauthz_map_load(&m, link, &errs, pool) == APR_SUCCESS && m,
        "a symlink to a map is followed");
-    ok(certauthz_map_load(&m, dangling, &errs, pool) != APR_SUCCESS
-           && !m && errs->nelts == 1
+    ok(certauthz_map_load(&m, dangling, &errs, pool) != APR_SUCCESS && !m
+           && errs->nelts == 1
            && APR_ARRAY_IDX(errs, 0, certauthz_error_t).line == 0,
        "a dangling symlink is one error, without a line");
     ok(certauthz_map_load(&m, through, &errs, pool) != APR_SUCCESS && !m

@@ -35,8 +35,8 @@ static certauthz_selector_t *sel_r(const char *text, const char **reason)
 {
     certauthz_selector_t *s = apr_pcalloc(pool, sizeof(*s));
     const char *why = NULL;
-    apr_status_t rv = certauthz_selector_parse(s, text, strlen(text), &why,
-                                               pool);
+    apr_status_t rv =
+        certauthz_selector_parse(s, text, strlen(text), &why, pool);
     if (reason)
         *reason = why;
     return rv == APR_SUCCESS ? s : NULL;
@@ -90,17 +90,23 @@ static void test_parse_errors(void)
         {"sha256:", "empty"},
         {"cn:\xFF", "UTF-8"},
         {"cn:a\xC3", "UTF-8"},
-        {"sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A0",
+        {"sha256:"
+         "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A0",
          "bad sha256"},
-        {"sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A080",
+        {"sha256:"
+         "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A080",
          "bad sha256"},
-        {"sha256:9G86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08",
+        {"sha256:"
+         "9G86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08",
          "bad sha256"},
-        {"sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A*",
+        {"sha256:"
+         "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A*",
          "bad sha256"},
         {"sha256:*", "bad sha256"},
-        {"sha256:9F:86:D0:81:88:4C:7D:65:9A:2F:EA:A0:C5:5A:D0:15:A3:BF:4F:1B:2B:"
-         "0B:82:2C:D1:5D:6C:15:B0:F0:0A:0", "bad sha256"},
+        {"sha256:9F:86:D0:81:88:4C:7D:65:9A:2F:EA:A0:C5:5A:D0:15:A3:BF:4F:1B:"
+         "2B:"
+         "0B:82:2C:D1:5D:6C:15:B0:F0:0A:0",
+         "bad sha256"},
         {"spki:abc", "bad spki"},
         {"spki:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuF*=", "bad spki"},
         {"spki:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFV=", "bad spki"},
@@ -125,31 +131,39 @@ static void test_parse_errors(void)
         ok(!s && reason && strstr(reason, t[i].reason),
            "selector %s rejected: want '%s', got '%s'",
            tap_show(t[i].text, strlen(t[i].text)), t[i].reason,
-           s ? "(accepted)" : reason ? reason : "(no reason)");
+           s        ? "(accepted)"
+           : reason ? reason
+                    : "(no reason)");
     }
     const char *reason = NULL;
     sel_r("cn~a(b", &reason);
-    ok(reason && strstr(reason, "offset"), "bad regex reason has the offset: "
-       "%s", reason);
+    ok(reason && strstr(reason, "offset"),
+       "bad regex reason has the offset: "
+       "%s",
+       reason);
     sel_r("xyz:1", &reason);
     ok(reason && strstr(reason, "'xyz'"), "unknown type is named: %s", reason);
 
     /* selector_make (Require arguments) */
     certauthz_selector_t s;
     ok(certauthz_selector_make(&s, CERTAUTHZ_SHA256, "*", 1, &reason, pool)
-           == CERTAUTHZ_EBADINPUT, "selector_make sha256 '*' rejected");
+           == CERTAUTHZ_EBADINPUT,
+       "selector_make sha256 '*' rejected");
     ok(certauthz_selector_make(&s, CERTAUTHZ_SPKI, "*", 1, &reason, pool)
-           == CERTAUTHZ_EBADINPUT, "selector_make spki '*' rejected");
+           == CERTAUTHZ_EBADINPUT,
+       "selector_make spki '*' rejected");
     ok(certauthz_selector_make(&s, CERTAUTHZ_CN, "", 0, &reason, pool)
-           == CERTAUTHZ_EBADINPUT, "selector_make empty value rejected");
+           == CERTAUTHZ_EBADINPUT,
+       "selector_make empty value rejected");
     ok(certauthz_selector_make(&s, CERTAUTHZ_DNS, "*.Example.COM", 13, &reason,
-                               pool) == APR_SUCCESS
+                               pool)
+               == APR_SUCCESS
            && s.kind == CERTAUTHZ_SEL_GLOB && s.len == 13
            && !memcmp(s.value, "*.example.com", 13),
        "selector_make dns glob is folded");
     ok(certauthz_selector_make(&s, CERTAUTHZ_CN, "Al*", 3, &reason, pool)
-           == APR_SUCCESS && s.kind == CERTAUTHZ_SEL_GLOB
-           && !memcmp(s.value, "Al*", 3),
+               == APR_SUCCESS
+           && s.kind == CERTAUTHZ_SEL_GLOB && !memcmp(s.value, "Al*", 3),
        "selector_make cn glob is not folded");
 }
 
@@ -175,17 +189,22 @@ static void test_kinds_and_text(void)
         {"ip:10.0.*", CERTAUTHZ_SEL_GLOB, "ip:10.0.*"},
         {"serial:00:0a", CERTAUTHZ_SEL_EXACT, "serial:A"},
         {"serial:4f2a*", CERTAUTHZ_SEL_GLOB, "serial:4F2A*"},
-        {"sha256:9f:86:d0:81:88:4c:7d:65:9a:2f:ea:a0:c5:5a:d0:15:a3:bf:4f:1b:2b:"
-         "0b:82:2c:d1:5d:6c:15:b0:f0:0a:08", CERTAUTHZ_SEL_EXACT,
-         "sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"},
+        {"sha256:9f:86:d0:81:88:4c:7d:65:9a:2f:ea:a0:c5:5a:d0:15:a3:bf:4f:1b:"
+         "2b:"
+         "0b:82:2c:d1:5d:6c:15:b0:f0:0a:08",
+         CERTAUTHZ_SEL_EXACT,
+         "sha256:"
+         "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"},
         {"spki:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
-         CERTAUTHZ_SEL_EXACT, "spki:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="},
+         CERTAUTHZ_SEL_EXACT,
+         "spki:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="},
     };
     for (size_t i = 0; i < N(t); i++) {
         certauthz_selector_t *s = sel(t[i].text);
         ok(s && s->kind == t[i].kind, "%s is %s", t[i].text,
-           t[i].kind == CERTAUTHZ_SEL_EXACT ? "exact"
-           : t[i].kind == CERTAUTHZ_SEL_GLOB ? "a glob" : "a regex");
+           t[i].kind == CERTAUTHZ_SEL_EXACT  ? "exact"
+           : t[i].kind == CERTAUTHZ_SEL_GLOB ? "a glob"
+                                             : "a regex");
         is_str(s ? certauthz_selector_text(s, pool) : NULL, t[i].back,
                "selector_text(%s)", t[i].text);
     }
@@ -247,8 +266,8 @@ static void test_glob(void)
         {"*example.com", "www.example.com", 1, 0},
         {"*example.com", "wwwexample.com", 1, 1},
         {"*.example.com", "a.example.com.", 1, 0},
-        {"*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0,
-         0},
+        {"*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+         0, 0},
     };
     for (size_t i = 0; i < N(t); i++)
         is_int(!!certauthz_glob_match(t[i].pat, strlen(t[i].pat), t[i].s,
@@ -264,11 +283,11 @@ static void test_glob(void)
 
 static void test_types(void)
 {
-    certauthz_facts_t *f = facts(
-        "--subject '/O=Ex/CN=Alice Smith'"
-        " --san email:Alice@Example.COM --san dns:WWW.Example.com"
-        " --san uri:https://Example.org/Path --san upn:Carol@Corp.Example"
-        " --san ip:192.0.2.1 --san ip:2001:db8::1 --serial 00004F2A9C01");
+    certauthz_facts_t *f =
+        facts("--subject '/O=Ex/CN=Alice Smith'"
+              " --san email:Alice@Example.COM --san dns:WWW.Example.com"
+              " --san uri:https://Example.org/Path --san upn:Carol@Corp.Example"
+              " --san ip:192.0.2.1 --san ip:2001:db8::1 --serial 00004F2A9C01");
     const char *sha = f->of[CERTAUTHZ_SHA256].v[0].text;
     const char *spki = f->of[CERTAUTHZ_SPKI].v[0].text;
     char *sha_lc = apr_palloc(pool, 96), *o = sha_lc;
@@ -331,8 +350,8 @@ static void test_types(void)
         {"serial:4F2A9C0", 0},
         {"serial:4F2A*", 1},
         {"serial:4f2a*", 1},
-        {"serial:4F:2A:*", 1},      /* ':' is optional in serial rules */
-        {"serial:004F2A*", 1},      /* leading zeros are ignored */
+        {"serial:4F:2A:*", 1}, /* ':' is optional in serial rules */
+        {"serial:004F2A*", 1}, /* leading zeros are ignored */
         {apr_pstrcat(pool, "sha256:", sha, NULL), 1},
         {apr_pstrcat(pool, "sha256:", sha_lc, NULL), 1},
         {apr_pstrcat(pool, "sha256:", sha_other, NULL), 0},
@@ -352,7 +371,7 @@ static void test_types(void)
         {"cn~^lice", 0},
         {"cn~smith", 0},
         {"cn~(?i)smith", 1},
-        {"email~^Alice@", 1},   /* regexes see the original case */
+        {"email~^Alice@", 1}, /* regexes see the original case */
         {"email~^alice@", 0},
         {"dns~^WWW\\.", 1},
         {"dn~^CN=Alice Smith,O=Ex$", 1},
@@ -401,7 +420,8 @@ static void test_regex(void)
     certauthz_selector_t *s = sel("cn~^(\\w+) (\\w+)$");
 
     memset(&c, 0, sizeof(c));
-    is_int(certauthz_selector_match_value(s, &v, &c), 1, "capture regex "
+    is_int(certauthz_selector_match_value(s, &v, &c), 1,
+           "capture regex "
            "matches");
     ok(c.n >= 3, "at least 3 captures (%d)", c.n);
     is_mem(c.s[0], c.len[0], "Alice Smith", 11, "$0 is the whole match");
@@ -453,7 +473,7 @@ static void test_regex(void)
         {"cn~a\\n$", "a\n", 1},
         {"cn~^a", "ba", 0},
         {"cn~a", "ba", 1},
-        {"cn~^.$", "\xC3\xA9", 1},       /* one character in UTF mode */
+        {"cn~^.$", "\xC3\xA9", 1}, /* one character in UTF mode */
         {"cn~^..$", "\xC3\xA9", 0},
         {"cn~^\\x{e9}$", "\xC3\xA9", 1},
         {"cn~^Zo\xC3\xAB$", "Zo\xC3\xAB", 1},
@@ -496,13 +516,15 @@ static void test_regex_limits(void)
     /* over facts: -1 when the only value gives up, 1 when another matches */
     memset(text, 'a', 30);
     strcpy(text + 30, "!");
-    certauthz_facts_t *f = facts(apr_psprintf(pool, "--subject /CN=x "
-                                              "--san dns:%s", text));
+    certauthz_facts_t *f = facts(apr_psprintf(pool,
+                                              "--subject /CN=x "
+                                              "--san dns:%s",
+                                              text));
     s = sel("dns~^(a+)+$");
     is_int(s ? certauthz_selector_match(s, f, NULL) : -99, -1,
            "selector_match reports -1 when the regex gave up");
-    f = facts(apr_psprintf(pool, "--subject /CN=x --san dns:%s --san dns:aaa",
-                           text));
+    f = facts(
+        apr_psprintf(pool, "--subject /CN=x --san dns:%s --san dns:aaa", text));
     is_int(s ? certauthz_selector_match(s, f, NULL) : -99, 1,
            "selector_match: 1 when another value matches");
 

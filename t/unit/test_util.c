@@ -61,7 +61,9 @@ static void test_utf8(void)
         {B("\0"), 0, "NUL alone"},
         {B("abc\0"), 0, "NUL at the end"},
         {B("\x80"), 0, "starts with continuation byte"},
-        {B("\xBF" "abc"), 0, "continuation byte then ASCII"},
+        {B("\xBF"
+           "abc"),
+         0, "continuation byte then ASCII"},
         {B("\xC3\xA9\x80"), 0, "stray continuation after a char"},
     };
     for (size_t i = 0; i < N(t); i++)
@@ -70,9 +72,9 @@ static void test_utf8(void)
 
     /* the length is honoured both ways */
     ok(!certauthz_utf8_valid("ab\xC3\xA9", 3), "utf8_valid: len cuts a "
-       "2-byte sequence in half");
+                                               "2-byte sequence in half");
     ok(certauthz_utf8_valid("\xC3\xA9\xFF", 2), "utf8_valid: bytes after len "
-       "are not looked at");
+                                                "are not looked at");
 }
 
 static void test_fold(void)
@@ -83,17 +85,20 @@ static void test_fold(void)
         {"ABCxyz", "abcxyz"},
         {"Alice@EXAMPLE.Com", "alice@example.com"},
         {"@[`{09", "@[`{09"}, /* neighbours of A-Z and a-z */
-        {"\xC3\x80\xC3\x89", "\xC3\x80\xC3\x89"},   /* "ÀÉ" untouched */
-        {"STRA\xC3\x9F" "E", "stra\xC3\x9F" "e"},   /* "STRAßE" */
-        {"\xC4\xB0I", "\xC4\xB0i"},                 /* dotted capital I */
+        {"\xC3\x80\xC3\x89", "\xC3\x80\xC3\x89"}, /* "ÀÉ" untouched */
+        {"STRA\xC3\x9F"
+         "E",
+         "stra\xC3\x9F"
+         "e"},                      /* "STRAßE" */
+        {"\xC4\xB0I", "\xC4\xB0i"}, /* dotted capital I */
         {"", ""},
     };
     for (size_t i = 0; i < N(t); i++) {
         char buf[64];
         strcpy(buf, t[i].in);
         certauthz_ascii_lower(buf, strlen(buf));
-        is_str(buf, t[i].out, "ascii_lower %s", tap_show(t[i].in,
-                                                         strlen(t[i].in)));
+        is_str(buf, t[i].out, "ascii_lower %s",
+               tap_show(t[i].in, strlen(t[i].in)));
         is_str(certauthz_pstrndup_fold(t[i].in, strlen(t[i].in), 1, pool),
                t[i].out, "pstrndup_fold fold=1 %s",
                tap_show(t[i].in, strlen(t[i].in)));
@@ -123,14 +128,14 @@ static void test_hex(void)
         {"9F:86:D0", 3, "9F86D0"},
         {"9f:86:d0", 0, "9F86D0"},
         {"9f86d0", 0, "9F86D0"},
-        {"9F86D0", 4, NULL},   /* too short for the wanted length */
-        {"9F86D0", 2, NULL},   /* too long */
+        {"9F86D0", 4, NULL}, /* too short for the wanted length */
+        {"9F86D0", 2, NULL}, /* too long */
         {":9F86", 0, NULL},
         {"9F86:", 0, NULL},
         {"9F::86", 0, NULL},
         {"9:F86", 0, NULL},
         {"9F:8:6D", 0, NULL},
-        {"9F:86:D", 0, NULL},  /* odd digit count with colons */
+        {"9F:86:D", 0, NULL}, /* odd digit count with colons */
         {":", 0, NULL},
         {"", 0, NULL},
         {"9G", 0, NULL},
@@ -138,13 +143,14 @@ static void test_hex(void)
         {"9F 86", 0, NULL},
         {"9F-86", 0, NULL},
         {"9F86D0\n", 0, NULL},
-        {"9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08",
-         32, "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"},
+        {"9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08", 32,
+         "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"},
         {"9f:86:d0:81:88:4c:7d:65:9a:2f:ea:a0:c5:5a:d0:15:a3:bf:4f:1b:2b:0b:82:"
          "2c:d1:5d:6c:15:b0:f0:0a:08",
-         32, "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"},
-        {"9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A0",
-         32, NULL}, /* 63 digits */
+         32,
+         "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"},
+        {"9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A0", 32,
+         NULL}, /* 63 digits */
         {"9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A080",
          32, NULL}, /* 65 digits */
     };
@@ -177,12 +183,12 @@ static void test_serial(void)
         {"4F:2A:9C:01", "4F2A9C01"},
         {"00:4f:2A", "4F2A"},
         {"abc", "ABC"},
-        {"10", "10"},       /* a trailing zero is not a leading one */
+        {"10", "10"}, /* a trailing zero is not a leading one */
         {"0100", "100"},
         {"", NULL},
         {":", NULL},
         {"G1", NULL},
-        {"-1", "-1"},       /* negative serials (RFC 5280 forbids them) */
+        {"-1", "-1"}, /* negative serials (RFC 5280 forbids them) */
         {"-00:0A", "-A"},
         {"-", NULL},
         {"--1", NULL},
@@ -197,8 +203,8 @@ static void test_serial(void)
     };
     for (size_t i = 0; i < N(t); i++) {
         const char *reason = NULL;
-        const char *r = certauthz_serial_normalize(t[i].in, strlen(t[i].in),
-                                                   &reason, pool);
+        const char *r =
+            certauthz_serial_normalize(t[i].in, strlen(t[i].in), &reason, pool);
         is_str(r, t[i].out, "serial_normalize(%s)",
                tap_show(t[i].in, strlen(t[i].in)));
         if (!t[i].out)
@@ -216,13 +222,17 @@ static void test_base64_spki(void)
     static const struct {
         const char *in, *out;
     } b[] = {
-        {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
-        {"foob", "Zm9vYg=="}, {"foobar", "Zm9vYmFy"},
+        {"", ""},
+        {"f", "Zg=="},
+        {"fo", "Zm8="},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="},
+        {"foobar", "Zm9vYmFy"},
         {"\xFB\xFF", "+/8="}, /* the two non-alphanumeric digits */
     };
     for (size_t i = 0; i < N(b); i++)
-        is_str(certauthz_base64((const unsigned char *)b[i].in,
-                                strlen(b[i].in), pool),
+        is_str(certauthz_base64((const unsigned char *)b[i].in, strlen(b[i].in),
+                                pool),
                b[i].out, "base64(%s)", tap_show(b[i].in, strlen(b[i].in)));
 
     unsigned char zero[32] = {0};
@@ -245,7 +255,8 @@ static void test_base64_spki(void)
         {"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU==", 0, "45 chars"},
         {"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuF==", 0, "'==' padding"},
         {"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFUA", 0, "no padding, 44"},
-        {"47DEQpj8HBSa-_TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", 0, "URL-safe alphabet"},
+        {"47DEQpj8HBSa-_TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", 0,
+         "URL-safe alphabet"},
         {"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSu!U=", 0, "bad char '!'"},
         {"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hS FU=", 0, "space"},
         {"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFV=", 0,
@@ -260,8 +271,8 @@ static void test_base64_spki(void)
     };
     for (size_t i = 0; i < N(t); i++) {
         const char *reason = NULL;
-        const char *r = certauthz_spki_normalize(t[i].in, strlen(t[i].in),
-                                                 &reason, pool);
+        const char *r =
+            certauthz_spki_normalize(t[i].in, strlen(t[i].in), &reason, pool);
         is_str(r, t[i].good ? t[i].in : NULL, "spki_normalize: %s", t[i].what);
         if (!t[i].good)
             ok(reason && *reason, "  ... with a reason (%s)",
@@ -291,11 +302,14 @@ static void test_ip(void)
         {{[15] = 0}, 16, "::"},
         {{[15] = 1}, 16, "::1"},
         {{[10] = 0xff, 0xff, 1, 2, 3, 4}, 16, "::ffff:1.2.3.4"},
-        {{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1}, 16,
+        {{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1},
+         16,
          "2001:db8::1:0:0:1"}, /* equal runs: the first is compressed */
-        {{0x20, 0x01, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1}, 16,
-         "2001:0:0:1::1"},     /* the longest run is compressed */
-        {{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1}, 16,
+        {{0x20, 0x01, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1},
+         16,
+         "2001:0:0:1::1"}, /* the longest run is compressed */
+        {{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1},
+         16,
          "2001:db8:0:1:1:1:1:1"}, /* a single 0 field is not compressed */
         {{1, 2, 3, 4, 5, 6, 7, 8}, 8, NULL},
         {{1, 2, 3, 4, 5}, 5, NULL},
@@ -339,9 +353,8 @@ static void test_ip(void)
         {"*", NULL},
     };
     for (size_t i = 0; i < N(t); i++)
-        is_str(certauthz_ip_normalize(t[i].in, strlen(t[i].in), pool),
-               t[i].out, "ip_normalize(%s)",
-               tap_show(t[i].in, strlen(t[i].in)));
+        is_str(certauthz_ip_normalize(t[i].in, strlen(t[i].in), pool), t[i].out,
+               "ip_normalize(%s)", tap_show(t[i].in, strlen(t[i].in)));
     is_str(certauthz_ip_normalize("1.2.3.45", 7, pool), "1.2.3.4",
            "ip_normalize honours len");
     is_str(certauthz_ip_normalize("1.2.3.4\0junk", 12, pool), NULL,
@@ -362,10 +375,11 @@ static void test_log_escape(void)
         {"user=\"x\" rule=\"y\"", "user=\\x22x\\x22 rule=\\x22y\\x22"},
     };
     for (size_t i = 0; i < N(t); i++)
-        is_str(certauthz_log_escape(t[i].in, pool), t[i].out,
-               "log_escape(%s)", tap_show(t[i].in, strlen(t[i].in)));
+        is_str(certauthz_log_escape(t[i].in, pool), t[i].out, "log_escape(%s)",
+               tap_show(t[i].in, strlen(t[i].in)));
 
-    const char *plain = "alice@example.com Zo\xC3\xAB ~!#$%&'()*+,-./:;<=>?@[]^_`{|}";
+    const char *plain =
+        "alice@example.com Zo\xC3\xAB ~!#$%&'()*+,-./:;<=>?@[]^_`{|}";
     ok(certauthz_log_escape(plain, pool) == plain,
        "log_escape returns a clean string itself (UTF-8 kept)");
     const char *empty = "";
@@ -399,9 +413,8 @@ static void test_audit_value(void)
 static void test_types(void)
 {
     static const char *const names[CERTAUTHZ_NTYPES] = {
-        "cn", "dn", "email", "dns", "uri", "upn", "ip", "serial", "sha256",
-        "spki"
-    };
+        "cn",  "dn", "email",  "dns",    "uri",
+        "upn", "ip", "serial", "sha256", "spki"};
     static const int folds[CERTAUTHZ_NTYPES] = {0, 0, 1, 1, 0, 1, 0, 0, 0, 0};
     for (int i = 0; i < CERTAUTHZ_NTYPES; i++) {
         is_str(certauthz_type_name((certauthz_type_e)i), names[i],
