@@ -18,23 +18,39 @@
 #include <apr_pools.h>
 #include <apr_errno.h>
 
-#define CERTAUTHZ_VERSION "0.1.0"
+/* The version is written once, in configure.ac's AC_INIT; the build
+ * passes it to every file as CERTAUTHZ_VERSION. */
+#ifndef CERTAUTHZ_VERSION
+#define CERTAUTHZ_VERSION "unknown"
+#endif
 
-/* Kinds of certificate fact, also the selector types of the map file.
- * The order is the order `certauthz explain` prints them in. */
+/* Every kind of certificate fact, once; each is also a selector type of
+ * the map file.  X(ID, keyword, folds_case, value):
+ *   ID          the constant CERTAUTHZ_ID;
+ *   keyword     the selector type ("cn" in cn:bob, cn~regex);
+ *   folds_case  1 when values compare with ASCII case folding;
+ *   value       how a selector value of the type is written and compared:
+ *               its normaliser norm_<value> in certauthz_match.c.
+ * The order is the order `certauthz explain` prints them in.  A new type is
+ * a row here, its extraction in certauthz_facts.c, and (only for a new
+ * value syntax) a normaliser. */
+#define CERTAUTHZ_TYPES(X)                                                     \
+    X(CN, "cn", 0, text)                                                       \
+    X(DN, "dn", 0, dn)                                                         \
+    X(EMAIL, "email", 1, text)                                                 \
+    X(DNS, "dns", 1, text)                                                     \
+    X(URI, "uri", 0, text)                                                     \
+    X(UPN, "upn", 1, text)                                                     \
+    X(IP, "ip", 0, ip)                                                         \
+    X(SERIAL, "serial", 0, serial)                                             \
+    X(SHA256, "sha256", 0, sha256)                                             \
+    X(SPKI, "spki", 0, spki)
+
+#define CERTAUTHZ_TYPE_ENUM_(id, name, fold, value) CERTAUTHZ_##id,
 typedef enum {
-    CERTAUTHZ_CN = 0,
-    CERTAUTHZ_DN,
-    CERTAUTHZ_EMAIL,
-    CERTAUTHZ_DNS,
-    CERTAUTHZ_URI,
-    CERTAUTHZ_UPN,
-    CERTAUTHZ_IP,
-    CERTAUTHZ_SERIAL,
-    CERTAUTHZ_SHA256,
-    CERTAUTHZ_SPKI,
-    CERTAUTHZ_NTYPES
+    CERTAUTHZ_TYPES(CERTAUTHZ_TYPE_ENUM_) CERTAUTHZ_NTYPES
 } certauthz_type_e;
+#undef CERTAUTHZ_TYPE_ENUM_
 
 /* Selector keyword of a type ("cn", "email", ...). */
 const char *certauthz_type_name(certauthz_type_e type);
@@ -52,6 +68,10 @@ typedef struct {
     unsigned line;
     const char *reason;
 } certauthz_error_t;
+
+/* "FILE:LINE: reason" ("FILE: reason" when line is 0), from p: the one
+ * form of an input error, in directive errors, logs and the tool. */
+const char *certauthz_error_text(const certauthz_error_t *e, apr_pool_t *p);
 
 /* An input value was rejected; the reason says why. */
 #define CERTAUTHZ_EBADINPUT (APR_OS_START_USERERR + 1)

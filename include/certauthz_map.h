@@ -54,6 +54,7 @@ apr_status_t certauthz_map_parse(certauthz_map_t **map, const char *name,
 typedef struct {
     unsigned rules;                   /* allow rules (not deny) */
     unsigned exact[CERTAUTHZ_NTYPES]; /* exact allow rules by type */
+    unsigned exact_all;               /* the sum of exact[] */
     unsigned globs;                   /* glob allow rules */
     unsigned regexes;                 /* regex allow rules */
     unsigned deny;                    /* deny rules of every kind */
@@ -64,6 +65,11 @@ void certauthz_map_stats(const certauthz_map_t *map,
                          certauthz_map_stats_t *stats);
 
 const char *certauthz_map_name(const certauthz_map_t *map);
+
+/* The counts as one phrase, the same in every log line and tool output:
+ * "R rules (E exact, G glob, X regex), D deny, S issuer sections". */
+const char *certauthz_map_summary(const certauthz_map_stats_t *stats,
+                                  apr_pool_t *p);
 
 typedef enum {
     CERTAUTHZ_UNMAPPED = 0,
@@ -103,6 +109,9 @@ void certauthz_map_each_match(const certauthz_map_t *map,
 /* Accessors of a rule. */
 const char *certauthz_rule_file(const certauthz_rule_t *rule);
 unsigned certauthz_rule_line(const certauthz_rule_t *rule);
+/* "FILE:LINE" of a rule (allocated from p), "-" for NULL: the form of
+ * CERTAUTHZ_RULE, audit lines, explain and lint. */
+const char *certauthz_rule_where(const certauthz_rule_t *rule, apr_pool_t *p);
 int certauthz_rule_is_deny(const certauthz_rule_t *rule);
 const certauthz_selector_t *certauthz_rule_selector(const certauthz_rule_t *r);
 /* Issuer DN of the rule's section, or NULL for rules that apply to all. */

@@ -454,12 +454,6 @@ static int lint_cmp(const void *x, const void *y)
     return (int)a->kind - (int)b->kind;
 }
 
-static const char *where(const certauthz_rule_t *r, apr_pool_t *p)
-{
-    return apr_psprintf(p, "%s:%u", certauthz_rule_file(r),
-                        certauthz_rule_line(r));
-}
-
 static void check_issuers(apr_array_header_t *out, const certauthz_map_t *map,
                           const certauthz_lint_opts_t *o, apr_pool_t *p)
 {
@@ -571,7 +565,7 @@ apr_status_t certauthz_lint(apr_array_header_t **warnings,
                         p,
                         "shadowed by %s: %s, earlier and for %s, "
                         "matches every certificate that %s matches",
-                        where(by, p),
+                        certauthz_rule_where(by, p),
                         certauthz_selector_text(certauthz_rule_selector(by), p),
                         certauthz_rule_issuer(by) ? "the same [issuer] section"
                                                   : "every issuer",

@@ -606,8 +606,10 @@ static void parse_rule(parse_t *ps, const field_t *f, int n)
         m->exact_types |= 1u << r.sel.type;
         if (deny)
             m->stats.deny++;
-        else
+        else {
             m->stats.exact[r.sel.type]++;
+            m->stats.exact_all++;
+        }
     }
     else {
         keep_selector(ps, &r.sel);
@@ -893,6 +895,16 @@ const char *certauthz_map_name(const certauthz_map_t *m)
     return m->name;
 }
 
+const char *certauthz_map_summary(const certauthz_map_stats_t *st,
+                                  apr_pool_t *p)
+{
+    return apr_psprintf(p,
+                        "%u rules (%u exact, %u glob, %u regex), %u deny, "
+                        "%u issuer sections",
+                        st->rules, st->exact_all, st->globs, st->regexes,
+                        st->deny, st->sections);
+}
+
 static unsigned issuer_scope(const certauthz_map_t *m,
                              const certauthz_facts_t *f)
 {
@@ -1092,6 +1104,13 @@ const char *certauthz_rule_file(const certauthz_rule_t *r)
 unsigned certauthz_rule_line(const certauthz_rule_t *r)
 {
     return r->line;
+}
+
+const char *certauthz_rule_where(const certauthz_rule_t *r, apr_pool_t *p)
+{
+    if (!r)
+        return "-";
+    return apr_psprintf(p, "%s:%u", r->groups->map->name, r->line);
 }
 
 int certauthz_rule_is_deny(const certauthz_rule_t *r)

@@ -72,6 +72,107 @@ static apr_status_t compile_regex(certauthz_selector_t *sel, const char *src,
     return APR_SUCCESS;
 }
 
+/* The normalisers: one per way a selector value is written (the last
+ * column of CERTAUTHZ_TYPES).  Each turns value[0..len) into the comparison
+ * key *v (for a glob, the normalised pattern); *glob says whether the value
+ * holds '*' and is cleared where the type takes exact values only.  A
+ * normaliser that fills sel itself (dn) leaves *v NULL. */
+typedef apr_status_t norm_fn(certauthz_selector_t *sel, certauthz_type_e type,
+                             const char *value, apr_size_t len, int *glob,
+                             const char **v, const char **reason,
+                             apr_pool_t *p);
+
+static apr_status_t norm_text(certauthz_selector_t *sel, certauthz_type_e type,
+                              const char *value, apr_size_t len, int *glob,
+                              const char **v, const char **reason,
+                              apr_pool_t *p)
+{
+    (void)sel, (void)glob, (void)reason;
+    *v =
+        certauthz_pstrndup_fold(value, len, certauthz_type_folds_case(type), p);
+    return APR_SUCCESS;
+}
+
+/* '*' is an ordinary character of a DN: compared structurally */
+static apr_status_t norm_dn(certauthz_selector_t *sel, certauthz_type_e type,
+                            const char *value, apr_size_t len, int *glob,
+                            const char **v, const char **reason, apr_pool_t *p)
+{
+    certauthz_dn_t *dn;
+    const char *why;
+    (void)type, (void)v;
+
+    if (certauthz_dn_parse(&dn, value, len, &why, p) != APR_SUCCESS) {
+        *reason = apr_psprintf(p, "bad DN: %s", why);
+        return CERTAUTHZ_EBADINPUT;
+    }
+    *glob = 0;
+    sel->u.dn = dn;
+    sel->value = certauthz_dn_key(dn, &sel->len);
+    return APR_SUCCESS;
+}
+
+static apr_status_t norm_ip(certauthz_selector_t *sel, certauthz_type_e type,
+                            const char *value, apr_size_t len, int *glob,
+                            const char **v, const char **reason, apr_pool_t *p)
+{
+    (void)sel, (void)type;
+    if (*glob)
+        *v = certauthz_pstrndup_fold(value, len, 1, p);
+    else if (!(*v = certauthz_ip_normalize(value, len, p))) {
+        *reason = "bad IP address";
+        return CERTAUTHZ_EBADINPUT;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t norm_serial(certauthz_selector_t *sel,
+                                certauthz_type_e type, const char *value,
+                                apr_size_t len, int *glob, const char **v,
+                                const char **reason, apr_pool_t *p)
+{
+    (void)sel, (void)type;
+    *v = *glob ? certauthz_serial_glob_normalize(value, len, reason, p)
+               : certauthz_serial_normalize(value, len, reason, p);
+    if (!*v) {
+        *reason = apr_psprintf(p, "bad serial value: %s", *reason);
+        return CERTAUTHZ_EBADINPUT;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t norm_sha256(certauthz_selector_t *sel,
+                                certauthz_type_e type, const char *value,
+                                apr_size_t len, int *glob, const char **v,
+                                const char **reason, apr_pool_t *p)
+{
+    (void)sel, (void)type;
+    *glob = 0;
+    if (!(*v = certauthz_hex_normalize(value, len, 32, reason, p))) {
+        *reason = apr_psprintf(p, "bad sha256 value: %s", *reason);
+        return CERTAUTHZ_EBADINPUT;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t norm_spki(certauthz_selector_t *sel, certauthz_type_e type,
+                              const char *value, apr_size_t len, int *glob,
+                              const char **v, const char **reason,
+                              apr_pool_t *p)
+{
+    (void)sel, (void)type;
+    *glob = 0;
+    if (!(*v = certauthz_spki_normalize(value, len, reason, p))) {
+        *reason = apr_psprintf(p, "bad spki value: %s", *reason);
+        return CERTAUTHZ_EBADINPUT;
+    }
+    return APR_SUCCESS;
+}
+
+#define NORM_(id, name, fold, value) [CERTAUTHZ_##id] = norm_##value,
+static norm_fn *const normalizers[CERTAUTHZ_NTYPES] = {CERTAUTHZ_TYPES(NORM_)};
+#undef NORM_
+
 apr_status_t certauthz_selector_make(certauthz_selector_t *sel,
                                      certauthz_type_e type, const char *value,
                                      apr_size_t len, const char **reason,
@@ -79,10 +180,15 @@ apr_status_t certauthz_selector_make(certauthz_selector_t *sel,
 {
     int glob = memchr(value, '*', len) != NULL;
     const char *v = NULL;
+    apr_status_t rv;
 
     memset(sel, 0, sizeof(*sel));
     sel->type = (unsigned char)type;
     sel->kind = CERTAUTHZ_SEL_EXACT;
+    if ((unsigned)type >= CERTAUTHZ_NTYPES) {
+        *reason = "unknown selector type";
+        return CERTAUTHZ_EBADINPUT;
+    }
     if (len == 0 && type != CERTAUTHZ_DN) { /* dn:"" is the empty subject */
         *reason = apr_psprintf(p, "empty %s value", certauthz_type_name(type));
         return CERTAUTHZ_EBADINPUT;
@@ -91,64 +197,9 @@ apr_status_t certauthz_selector_make(certauthz_selector_t *sel,
         *reason = "value is not UTF-8 or contains NUL";
         return CERTAUTHZ_EBADINPUT;
     }
-    switch (type) {
-    case CERTAUTHZ_CN:
-    case CERTAUTHZ_EMAIL:
-    case CERTAUTHZ_DNS:
-    case CERTAUTHZ_URI:
-    case CERTAUTHZ_UPN:
-        v = certauthz_pstrndup_fold(value, len, certauthz_type_folds_case(type),
-                                    p);
-        break;
-    case CERTAUTHZ_DN: {
-        certauthz_dn_t *dn;
-        const char *why;
-        if (certauthz_dn_parse(&dn, value, len, &why, p) != APR_SUCCESS) {
-            *reason = apr_psprintf(p, "bad DN: %s", why);
-            return CERTAUTHZ_EBADINPUT;
-        }
-        sel->u.dn = dn;
-        sel->value = certauthz_dn_key(dn, &sel->len);
-        return APR_SUCCESS;
-    }
-    case CERTAUTHZ_IP:
-        if (glob)
-            v = certauthz_pstrndup_fold(value, len, 1, p);
-        else if (!(v = certauthz_ip_normalize(value, len, p))) {
-            *reason = "bad IP address";
-            return CERTAUTHZ_EBADINPUT;
-        }
-        break;
-    case CERTAUTHZ_SERIAL:
-        if (glob) {
-            if (!(v = certauthz_serial_glob_normalize(value, len, reason, p))) {
-                *reason = apr_psprintf(p, "bad serial value: %s", *reason);
-                return CERTAUTHZ_EBADINPUT;
-            }
-        }
-        else if (!(v = certauthz_serial_normalize(value, len, reason, p))) {
-            *reason = apr_psprintf(p, "bad serial value: %s", *reason);
-            return CERTAUTHZ_EBADINPUT;
-        }
-        break;
-    case CERTAUTHZ_SHA256:
-        if (!(v = certauthz_hex_normalize(value, len, 32, reason, p))) {
-            *reason = apr_psprintf(p, "bad sha256 value: %s", *reason);
-            return CERTAUTHZ_EBADINPUT;
-        }
-        glob = 0;
-        break;
-    case CERTAUTHZ_SPKI:
-        if (!(v = certauthz_spki_normalize(value, len, reason, p))) {
-            *reason = apr_psprintf(p, "bad spki value: %s", *reason);
-            return CERTAUTHZ_EBADINPUT;
-        }
-        glob = 0;
-        break;
-    default:
-        *reason = "unknown selector type";
-        return CERTAUTHZ_EBADINPUT;
-    }
+    rv = normalizers[type](sel, type, value, len, &glob, &v, reason, p);
+    if (rv != APR_SUCCESS || !v)
+        return rv;
     sel->value = v;
     sel->len = strlen(v);
     if (glob)

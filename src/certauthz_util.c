@@ -12,8 +12,14 @@
 #include "certauthz.h"
 #include "certauthz_util.h"
 
+#define NAME_(id, name, fold, value) [CERTAUTHZ_##id] = name,
 static const char *const type_names[CERTAUTHZ_NTYPES] = {
-    "cn", "dn", "email", "dns", "uri", "upn", "ip", "serial", "sha256", "spki"};
+    CERTAUTHZ_TYPES(NAME_)};
+#undef NAME_
+#define FOLD_(id, name, fold, value) [CERTAUTHZ_##id] = fold,
+static const unsigned char type_folds[CERTAUTHZ_NTYPES] = {
+    CERTAUTHZ_TYPES(FOLD_)};
+#undef FOLD_
 
 const char *certauthz_type_name(certauthz_type_e type)
 {
@@ -32,8 +38,14 @@ int certauthz_type_lookup(const char *name, apr_size_t len)
 
 int certauthz_type_folds_case(certauthz_type_e type)
 {
-    return type == CERTAUTHZ_EMAIL || type == CERTAUTHZ_DNS
-           || type == CERTAUTHZ_UPN;
+    return (unsigned)type < CERTAUTHZ_NTYPES && type_folds[type];
+}
+
+const char *certauthz_error_text(const certauthz_error_t *e, apr_pool_t *p)
+{
+    if (e->line)
+        return apr_psprintf(p, "%s:%u: %s", e->file, e->line, e->reason);
+    return apr_psprintf(p, "%s: %s", e->file, e->reason);
 }
 
 int certauthz_utf8_valid(const char *str, apr_size_t len)

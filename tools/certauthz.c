@@ -502,12 +502,7 @@ static void print_errors(apr_array_header_t *errs, apr_pool_t *p)
 {
     for (int i = 0; i < errs->nelts; i++) {
         const certauthz_error_t *e = &APR_ARRAY_IDX(errs, i, certauthz_error_t);
-        if (e->line)
-            fprintf(stderr, "%s:%u: %s\n", show(e->file, 0, p), e->line,
-                    show(e->reason, 0, p));
-        else
-            fprintf(stderr, "%s: %s\n", show(e->file, 0, p),
-                    show(e->reason, 0, p));
+        fprintf(stderr, "%s\n", show(certauthz_error_text(e, p), 0, p));
     }
 }
 
@@ -613,12 +608,6 @@ static long peak_rss_kb(void)
     if (getrusage(RUSAGE_SELF, &ru) != 0)
         return 0;
     return ru.ru_maxrss; /* kB on Linux */
-}
-
-static const char *rule_where(const certauthz_rule_t *r, apr_pool_t *p)
-{
-    return apr_psprintf(p, "%s:%u", certauthz_rule_file(r),
-                        certauthz_rule_line(r));
 }
 
 static const char *rule_selector(const certauthz_rule_t *r, apr_pool_t *p)
@@ -755,19 +744,14 @@ static void check_one(checked_t *c, const char *path, int use_cas,
 
 static void check_print_text(const checked_t *c, apr_pool_t *p)
 {
-    unsigned exact = 0;
     const certauthz_map_stats_t *st = &c->st;
 
     if (!c->ok) {
         print_errors(c->errs, p);
         return;
     }
-    for (int t = 0; t < CERTAUTHZ_NTYPES; t++)
-        exact += st->exact[t];
-    printf("%s: OK: %u rules (%u exact, %u glob, %u regex), %u deny, "
-           "%u issuer sections; loaded in %.3f ms\n",
-           show(c->file, 0, p), st->rules, exact, st->globs, st->regexes,
-           st->deny, st->sections, c->load_ms);
+    printf("%s: OK: %s; loaded in %.3f ms\n", show(c->file, 0, p),
+           certauthz_map_summary(st, p), c->load_ms);
     for (int t = 0; t < CERTAUTHZ_NTYPES; t++)
         if (st->exact[t])
             printf("  exact %-6s %u\n",
@@ -784,9 +768,9 @@ static void check_print_text(const checked_t *c, apr_pool_t *p)
         const certauthz_lint_t *w =
             &APR_ARRAY_IDX(c->warnings, i, certauthz_lint_t);
         if (w->rule)
-            fprintf(stderr, "%s:%u: warning: %s\n",
-                    show(certauthz_rule_file(w->rule), 0, p),
-                    certauthz_rule_line(w->rule), show(w->reason, 0, p));
+            fprintf(stderr, "%s: warning: %s\n",
+                    show(certauthz_rule_where(w->rule, p), 0, p),
+                    show(w->reason, 0, p));
         else
             fprintf(stderr, "%s: warning: %s\n", show(c->file, 0, p),
                     show(w->reason, 0, p));
@@ -796,7 +780,6 @@ static void check_print_text(const checked_t *c, apr_pool_t *p)
 static void check_print_json(jw_t *j, const checked_t *c, apr_pool_t *p)
 {
     const certauthz_map_stats_t *st = &c->st;
-    unsigned exact = 0;
 
     jw_open(j, NULL, '{');
     jw_str(j, "file", c->file);
@@ -812,12 +795,10 @@ static void check_print_json(jw_t *j, const checked_t *c, apr_pool_t *p)
         jw_close(j, '}');
         return;
     }
-    for (int t = 0; t < CERTAUTHZ_NTYPES; t++)
-        exact += st->exact[t];
     jw_open(j, "rules", '{');
     jw_int(j, "total", certauthz_map_nrules(c->map));
     jw_int(j, "allow", st->rules);
-    jw_int(j, "exact", exact);
+    jw_int(j, "exact", st->exact_all);
     jw_int(j, "glob", st->globs);
     jw_int(j, "regex", st->regexes);
     jw_open(j, "exact_by_type", '{');
@@ -1067,7 +1048,7 @@ static void print_rule_text(const certauthz_rule_t *r, int decides,
     const char *const *groups;
     int ng = certauthz_rule_groups(r, &groups);
 
-    printf("  %s  %s%s", show(rule_where(r, p), 0, p),
+    printf("  %s  %s%s", show(certauthz_rule_where(r, p), 0, p),
            certauthz_rule_is_deny(r) ? "deny " : "",
            show(rule_selector(r, p), 0, p));
     if (iss)
@@ -1322,12 +1303,14 @@ static int cmd_explain(int argc, char **argv, apr_pool_t *p)
     printf("decision\n");
     switch (id.outcome) {
     case CERTAUTHZ_DENIED:
-        printf("  DENIED by %s: deny %s\n", show(rule_where(id.rule, p), 0, p),
+        printf("  DENIED by %s: deny %s\n",
+               show(certauthz_rule_where(id.rule, p), 0, p),
                show(rule_selector(id.rule, p), 0, p));
         break;
     case CERTAUTHZ_MAPPED:
         printf("  MAPPED by %s: user=%s groups=%s\n",
-               show(rule_where(id.rule, p), 0, p), show(id.user, 1, p),
+               show(certauthz_rule_where(id.rule, p), 0, p),
+               show(id.user, 1, p),
                show(certauthz_identity_groups(&id, p), 1, p));
         break;
     default:
@@ -1336,13 +1319,13 @@ static int cmd_explain(int argc, char **argv, apr_pool_t *p)
         else if (!strcmp(unusable_kind(&id, cert.f), "regex-gave-up"))
             printf("  UNMAPPED by %s: its regex %s gave up on a value (match "
                    "limits); no later rule is tried\n",
-                   show(rule_where(id.rule, p), 0, p),
+                   show(certauthz_rule_where(id.rule, p), 0, p),
                    show(rule_selector(id.rule, p), 0, p));
         else
             printf("  UNMAPPED by %s: %s matched but its $N substitution "
                    "gave an unusable user or group name; no later rule is "
                    "tried\n",
-                   show(rule_where(id.rule, p), 0, p),
+                   show(certauthz_rule_where(id.rule, p), 0, p),
                    show(rule_selector(id.rule, p), 0, p));
     }
     printf("matching rules, in file order\n");

@@ -34,6 +34,9 @@ _REPO = _HERE.parent.parent
 
 SRCDIR = Path(os.environ.get("CERTAUTHZ_SRCDIR") or _REPO).resolve()
 BUILDDIR = Path(os.environ.get("CERTAUTHZ_BUILDDIR") or SRCDIR).resolve()
+# the version, written once: configure.ac's AC_INIT
+VERSION = re.search(r"AC_INIT\(\[mod_certauthz\], \[([^]]+)\]",
+                    (SRCDIR / "configure.ac").read_text()).group(1)
 HTTPD = os.environ.get("CERTAUTHZ_HTTPD") or "/usr/sbin/apache2"
 HTTPD_MODULES = Path(os.environ.get("CERTAUTHZ_HTTPD_MODULES")
                      or "/usr/lib/apache2/modules")

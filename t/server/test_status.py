@@ -120,7 +120,7 @@ def test_map_rows(st):
     assert int(row["generation"]) >= 1
     assert abs(int(row["loaded"]) - time.time()) < 3600, row
     html = st.get("/server-status").body.decode()
-    assert "<h2>mod_certauthz</h2>" in html
+    assert "<h2>mod_certauthz %s</h2>" % H.VERSION in html
     assert path in html and "all processes" in html, html[-3000:]
 
 

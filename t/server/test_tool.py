@@ -23,7 +23,7 @@ import pytest
 import certauthz_harness as H
 
 TOOL = H.BUILDDIR / "certauthz"
-MAN = H.SRCDIR / "docs" / "certauthz.1"
+MAN = H.BUILDDIR / "docs" / "certauthz.1"  # configure writes it from .in
 SOURCE = H.SRCDIR / "tools" / "certauthz.c"
 TYPES = ["cn", "dn", "email", "dns", "uri", "upn", "ip", "serial", "sha256",
          "spki"]
@@ -1084,6 +1084,18 @@ def test_every_json_key_is_documented(tool_dir, certs):
         assert re.search(r"\b%s\b" % re.escape(k), help_text), k
         assert '"%s"' % k in man, k
         assert '"%s"' % k in source, k
+
+
+def test_one_version(tool_dir):
+    """The version is written once (configure.ac): the tool, its JSON and
+    the man page all say the same."""
+    version = H.VERSION
+    assert run("--version")[1].strip() == "certauthz " + version
+    out = json.loads(run("check", "--json", tool_dir / "good.map")[1])
+    assert out["version"] == version
+    man = MAN.read_text()
+    assert '\n.TH CERTAUTHZ 1 "2026" "mod_certauthz %s"' % version in man
+    assert "@PACKAGE_VERSION@" not in man
 
 
 def test_man_page(tool_dir):

@@ -1,0 +1,330 @@
+/*
+ * mod_certauthz_private.h -- what the httpd glue files of mod_certauthz
+ * share.  Nothing here is exported from the module (only certauthz_module
+ * is); cross-file names of the glue start with cz_, the pure core's with
+ * certauthz_.
+ *
+ * One section per owning file.  Each says what the file owns, how long it
+ * lives and who may touch it from which thread:
+ *
+ *   mod_certauthz.c              module record, hooks, lifecycle
+ *   mod_certauthz_config.c       directives, per-dir and per-server config
+ *   mod_certauthz_maps.c         map registry, versions, live reload thread
+ *   mod_certauthz_source_file.c  the map file source
+ *   mod_certauthz_request.c      connection cache, the per-request decision
+ *   mod_certauthz_authz.c        Require providers, AuthType Certificate,
+ *                                environment
+ *   mod_certauthz_status.c       reasons, decision counters, audit lines,
+ *                                server-status
+ */
+#ifndef MOD_CERTAUTHZ_PRIVATE_H
+#define MOD_CERTAUTHZ_PRIVATE_H
+
+#include "apr_strings.h"
+#include "apr_hash.h"
+#include "apr_atomic.h"
+#include "apr_thread_mutex.h"
+
+#include <openssl/ssl.h>
+
+#include "ap_config.h"
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "http_request.h"
+
+#include "certauthz.h"
+#include "certauthz_dn.h"
+#include "certauthz_facts.h"
+#include "certauthz_map.h"
+#include "certauthz_match.h"
+#include "certauthz_util.h"
+#include "certauthz_watch.h"
+
+extern module AP_MODULE_DECLARE_DATA certauthz_module;
+APLOG_USE_MODULE(certauthz);
+
+#define CZ_AUTH_TYPE "Certificate"
+#define CZ_UNSET -1
+
+/* A pool with an allocator of its own: safe to create, use and destroy from
+ * any one thread at a time, independent of every other pool (requests of
+ * HTTP/2 streams, the reload thread).  NULL when out of memory. */
+apr_pool_t *cz_own_pool(const char *tag);
+
+/* ==== mod_certauthz_config.c ==========================================
+ * Owns the configuration records and the directive table.  Created and
+ * merged while httpd reads its configuration (and, for .htaccess, per
+ * request from the request pool); read-only afterwards, so any thread may
+ * read them without a lock.
+ */
+typedef struct cz_map_t cz_map_t;
+
+enum { CZ_AUDIT_OFF = 0, CZ_AUDIT_DENY, CZ_AUDIT_ALL };
+#define CZ_UNMAPPED_DENY CERTAUTHZ_NTYPES
+
+/* Per-directory (also server and vhost level: the server's defaults are
+ * the base of every merge).  Every field: an unset value, merged child over
+ * parent. */
+typedef struct {
+    cz_map_t *map;     /* NULL: unset */
+    int unmapped;      /* CZ_UNSET, CZ_UNMAPPED_DENY, or the fact type
+                          (certauthz_type_e) that names the user of an
+                          unmapped certificate */
+    int setenv;        /* CZ_UNSET, 0, 1 */
+    int audit;         /* CZ_UNSET or CZ_AUDIT_* */
+    const char *scope; /* section the map was set in, for messages */
+} cz_dir_conf_t;
+
+/* Per-server, merged vhost over main server. */
+typedef struct {
+    int reload_interval; /* seconds; CZ_UNSET = default */
+} cz_srv_conf_t;
+
+#define CZ_DEFAULT_RELOAD_INTERVAL 10
+
+extern const command_rec cz_cmds[];
+void *cz_create_dir_conf(apr_pool_t *p, char *dir);
+void *cz_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
+void *cz_create_srv_conf(apr_pool_t *p, server_rec *s);
+void *cz_merge_srv_conf(apr_pool_t *p, void *basev, void *addv);
+
+const cz_dir_conf_t *cz_dir_conf(const request_rec *r);
+int cz_conf_setenv(const cz_dir_conf_t *d);
+int cz_conf_audit(const cz_dir_conf_t *d);
+/* the fact type that names an unmapped certificate's user, or -1 (Deny) */
+int cz_conf_unmapped(const cz_dir_conf_t *d);
+int cz_server_interval(const server_rec *s);
+
+/* ==== mod_certauthz_maps.c ============================================
+ * Owns the registry of maps and their versions, and the live reload.
+ *
+ * cz_map_t: one map the configuration names, keyed by its source (kind and
+ * name: "file:/etc/apache2/staff.map"), shared by every scope naming it.
+ * It lives as long as the configuration (the registry's pool, in pconf:
+ * rebuilt on every graceful restart).
+ *
+ * cz_version_t: one load of a map, immutable, in a pool of its own.
+ * Requests take the current version with cz_version_take() and give it
+ * back when their pool is cleaned up; the reload thread publishes a new
+ * one with one atomic exchange and frees the old one once nothing holds it.
+ * Lock-free on the request path.
+ */
+typedef struct cz_version_t cz_version_t;
+struct cz_version_t {
+    certauthz_map_t *map;
+    apr_pool_t *pool;              /* the version's memory (own allocator) */
+    apr_uint32_t gen;              /* unique per load in this process */
+    apr_uint32_t refs;             /* requests holding it (atomic) */
+    apr_time_t loaded;             /* when */
+    apr_interval_time_t load_usec; /* how long the load took */
+    cz_version_t *next;            /* retired list */
+};
+
+/* ---- map sources ------------------------------------------------------
+ * Where the versions of a map come from: a table of functions (a source
+ * type) and a source of that type.  The registry calls a source's
+ * functions from one thread at a time: first() while the configuration is
+ * read or for an .htaccess map at request time (under no lock; a second
+ * first() of the same source may run meanwhile in another thread and lose
+ * the race: the registry keeps one), refresh() from the reload thread only.
+ * A source never touches requests: a new source type is a file of its own
+ * and one cz_map_get() call where a directive names it.
+ */
+typedef struct cz_source_t cz_source_t;
+
+/* What a source gave: a map in a pool of its own (cz_own_pool), or
+ * nothing; on failure, why (every FILE:LINE: reason, for the status page),
+ * already logged by the source. */
+typedef struct {
+    certauthz_map_t *map;
+    apr_pool_t *pool;
+    const char *why;
+    apr_interval_time_t usec; /* how long the load took */
+} cz_loaded_t;
+
+typedef enum {
+    CZ_REFRESH_SAME = 0, /* unchanged (or a change already refused) */
+    CZ_REFRESH_SOON,     /* a change is settling: look again at the tick */
+    CZ_REFRESH_NEW,      /* loaded: a new version */
+    CZ_REFRESH_FAILED    /* a change that cannot be taken (why says why) */
+} cz_refresh_e;
+
+typedef struct {
+    const char *kind; /* the key prefix: "file" */
+    /* Configuration time: the source's own state in data, from pool p
+     * (the registry's); an error message or NULL. */
+    const char *(*create)(cz_source_t *src, apr_pool_t *p);
+    /* The first version.  waits: how many times it may wait for a change
+     * to settle (0: take it as it is: at startup, an administrator starts
+     * httpd).  at_startup: errors also go to the console, one a line.  On
+     * failure out->map is NULL and out->why holds every error. */
+    void (*first)(cz_source_t *src, int waits, int at_startup, cz_loaded_t *out,
+                  apr_pool_t *ptemp);
+    /* Reload thread: has the source changed, and if so its new version.
+     * gen: the generation in force (for log lines). */
+    cz_refresh_e (*refresh)(cz_source_t *src, apr_uint32_t gen,
+                            cz_loaded_t *out, server_rec *s, apr_pool_t *ptemp);
+    /* What the status page shows for the source (for a file: its path). */
+    const char *(*describe)(const cz_source_t *src, apr_pool_t *p);
+} cz_source_type_t;
+
+struct cz_source_t {
+    const cz_source_type_t *type;
+    const char *name; /* what the configuration named (an absolute path) */
+    void *data;       /* the type's own state, in the registry's pool */
+};
+
+/* The sources there are (one file each). */
+extern const cz_source_type_t cz_source_file;
+
+/* A map of the registry.  Request threads read only current and taking
+ * (atomics); the reload thread owns the reload fields; the status fields
+ * are read and written under the registry's lock. */
+struct cz_map_t {
+    cz_source_t source;
+    const char *key;        /* "kind:name" */
+    volatile void *current; /* cz_version_t *: read, swapped atomically */
+    apr_uint32_t taking;    /* requests between reading current and counting
+                               themselves in it (atomic) */
+    int interval;           /* seconds between checks; 0: at restart only */
+    apr_array_header_t *servers; /* configuration time: servers naming it */
+    /* reload thread only */
+    apr_time_t next_check;
+    cz_version_t *retired; /* replaced versions not yet freed */
+    /* status, under the registry's lock */
+    apr_uint32_t reloads, failures;
+    apr_time_t last_error_at;
+    char last_error[512];
+};
+
+/* Find the map of (type, name), or make it and load its first version.
+ * Returns an error message (all errors found, FILE:LINE: reason each) or
+ * NULL.  interval: for a map first named at request time (.htaccess); at
+ * configuration time cz_maps_post_config() sets it from the servers that
+ * name the map. */
+const char *cz_map_get(cz_map_t **out, const cz_source_type_t *type,
+                       const char *name, server_rec *s, int interval,
+                       apr_pool_t *errpool);
+
+/* The current version, held until cz_version_give() (a pool cleanup). */
+cz_version_t *cz_version_take(cz_map_t *m);
+apr_status_t cz_version_give(void *version);
+
+/* Map parse errors as text: every error on a line of its own at startup
+ * (httpd shows a multi-line directive error with literal "\n"), or to s's
+ * error log on a reload; returns the first with the count. */
+const char *cz_format_errors(apr_pool_t *p, apr_array_header_t *errs,
+                             int at_startup, server_rec *s);
+
+/* Every map of the registry, a snapshot (.htaccess maps may be added
+ * meanwhile); the maps live as long as the registry. */
+apr_array_header_t *cz_maps_all(apr_pool_t *p);
+
+/* A map's status fields, copied under the registry's lock. */
+typedef struct {
+    apr_uint32_t reloads, failures;
+    char last_error[512];
+} cz_map_status_t;
+void cz_map_status(const cz_map_t *m, cz_map_status_t *out);
+
+/* 1 once child_init made the registry thread-safe (status page). */
+int cz_maps_ready(void);
+
+void cz_maps_pre_config(apr_pool_t *pconf);
+void cz_maps_post_config(server_rec *s, apr_pool_t *ptemp);
+void cz_maps_child_init(apr_pool_t *pchild, server_rec *s);
+
+/* ==== mod_certauthz_request.c =========================================
+ * Owns the per-connection certificate cache (on the connection that
+ * carries TLS: for HTTP/2 the primary one, c->master; under its mutex,
+ * facts in pools of their own) and the per-request decision (in
+ * r->request_config, the request's thread only).
+ */
+typedef enum {
+    CZ_CERT_NONE = 0,   /* no certificate */
+    CZ_CERT_UNVERIFIED, /* SSL_CLIENT_VERIFY is not SUCCESS, or a resumed
+                           session failed re-verification */
+    CZ_CERT_ERROR,      /* verified, but could not be read */
+    CZ_CERT_OK
+} cz_cert_state_e;
+
+/* What one request learned, shared by the providers, the authn hook and
+ * fixups of that request: one version of the map for all of them. */
+typedef struct {
+    cz_cert_state_e state;
+    const char *verify;
+    const certauthz_facts_t *facts;
+    const cz_map_t *map; /* map in scope (NULL: none) */
+    cz_version_t *ver;   /* its version, held until the request ends */
+    certauthz_identity_t id;
+} cz_req_t;
+
+/* mod_ssl's pre_handshake hook: the connection cache. */
+int cz_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy);
+/* The request's decision under d's map (computed once per map). */
+cz_req_t *cz_decide(request_rec *r, const cz_dir_conf_t *d);
+conn_rec *cz_tls_conn(conn_rec *c);
+/* The first value of a fact, or "-". */
+const char *cz_fact(const cz_req_t *st, certauthz_type_e t);
+
+/* ==== mod_certauthz_status.c ==========================================
+ * Owns the refusal reasons, the decision counters (server-wide, in shared
+ * memory made by the parent in post_config, atomics only), the audit line
+ * and the server-status section.
+ *
+ * Every reason a decision is logged with, once: X(ID, name, counter).
+ * name is what audit lines, debug lines and docs say; counter the
+ * server-status counter it adds to.
+ */
+#define CZ_COUNTERS(X)                                                         \
+    X(GRANTED, "granted")                                                      \
+    X(NO_CERT, "no-certificate")                                               \
+    X(UNVERIFIED, "not-verified")                                              \
+    X(DENY_RULE, "deny-rule")                                                  \
+    X(UNMAPPED, "unmapped")                                                    \
+    X(MISMATCH, "rule-mismatch")                                               \
+    X(ERROR, "cert-error")
+
+#define CZ_REASONS(X)                                                          \
+    X(MATCH, "match", GRANTED)                                                 \
+    X(MAPPED, "mapped", GRANTED)                                               \
+    X(UNMAPPED_FALLBACK, "unmapped-fallback", GRANTED)                         \
+    X(NO_CERT, "no-certificate", NO_CERT)                                      \
+    X(UNVERIFIED, "not-verified", UNVERIFIED)                                  \
+    X(CERT_ERROR, "cert-error", ERROR)                                         \
+    X(NO_MAP, "no-map", UNMAPPED)                                              \
+    X(DENY_RULE, "deny-rule", DENY_RULE)                                       \
+    X(UNMAPPED, "unmapped", UNMAPPED)                                          \
+    X(UNUSABLE_RULE, "unusable-rule", UNMAPPED)                                \
+    X(USER_MISMATCH, "user-mismatch", MISMATCH)                                \
+    X(GROUP_MISMATCH, "group-mismatch", MISMATCH)                              \
+    X(FACT_MISMATCH, "fact-mismatch", MISMATCH)                                \
+    X(ISSUER_MISMATCH, "issuer-mismatch", MISMATCH)
+
+#define CZ_ENUM_(id, ...) CZ_REASON_##id,
+typedef enum { CZ_REASONS(CZ_ENUM_) CZ_NREASONS } cz_reason_e;
+#undef CZ_ENUM_
+
+const char *cz_reason_name(cz_reason_e reason);
+/* Why a request has no identity (or MAPPED when it has one). */
+cz_reason_e cz_refusal_reason(const cz_req_t *st);
+
+/* One audit line (when d's CertAuthzAudit asks for it) and one count. */
+void cz_audit(request_rec *r, const cz_dir_conf_t *d, const cz_req_t *st,
+              const char *check, int granted, cz_reason_e reason);
+
+void cz_status_post_config(apr_pool_t *pconf);
+int cz_status_hook(request_rec *r, int flags);
+
+/* ==== mod_certauthz_authz.c ===========================================
+ * Owns the Require providers (parsed lines from cmd->pool: read-only once
+ * parsed), AuthType Certificate and the environment.  Stateless.
+ */
+void cz_register_providers(apr_pool_t *p);
+int cz_access_check(request_rec *r);
+int cz_authn_check(request_rec *r);
+int cz_note_auth_failure(request_rec *r, const char *auth_type);
+int cz_fixups(request_rec *r);
+
+#endif /* MOD_CERTAUTHZ_PRIVATE_H */
