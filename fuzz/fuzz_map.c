@@ -216,6 +216,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         certauthz_map_stats(map, &st);
         for (int t = 0; t < CERTAUTHZ_NTYPES; t++)
             exact += st.exact[t];
+        CHECK(st.exact_all == exact, "stats: exact_all %u, by type %zu",
+              st.exact_all, (size_t)exact);
         CHECK(st.rules == exact + st.globs + st.regexes,
               "stats: %u rules but %zu exact + %u globs + %u regexes", st.rules,
               (size_t)exact, st.globs, st.regexes);

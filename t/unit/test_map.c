@@ -417,6 +417,14 @@ static void test_stats(void)
     is_int(st.regexes, 1, "stats: regexes");
     is_int(st.deny, 3, "stats: deny");
     is_int(st.sections, 2, "stats: distinct issuer sections");
+    is_int(st.exact_all, 6, "stats: exact rules in all (the sum by type)");
+    is_str(certauthz_map_summary(&st, pool),
+           "8 rules (6 exact, 1 glob, 1 regex), 3 deny, 2 issuer sections",
+           "stats: the summary phrase");
+    is_str(certauthz_rule_where(certauthz_map_rule(m, 2), pool),
+           apr_pstrcat(pool, certauthz_map_name(m), ":3", NULL),
+           "rule_where: FILE:LINE of the third rule");
+    is_str(certauthz_rule_where(NULL, pool), "-", "rule_where(NULL)");
 
     m = parse_map("");
     certauthz_map_stats(m, &st);

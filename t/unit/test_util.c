@@ -432,6 +432,16 @@ static void test_types(void)
     is_int(certauthz_type_lookup("", 0), -1, "type_lookup of nothing");
 }
 
+static void test_error_text(void)
+{
+    certauthz_error_t e = {"/etc/m.map", 12, "missing user"};
+    is_str(certauthz_error_text(&e, pool), "/etc/m.map:12: missing user",
+           "error_text: FILE:LINE: reason");
+    e.line = 0;
+    is_str(certauthz_error_text(&e, pool), "/etc/m.map: missing user",
+           "error_text without a line: FILE: reason");
+}
+
 int main(void)
 {
     apr_initialize();
@@ -446,6 +456,7 @@ int main(void)
     test_log_escape();
     test_audit_value();
     test_types();
+    test_error_text();
 
     apr_pool_destroy(pool);
     apr_terminate();
