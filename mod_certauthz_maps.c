@@ -153,15 +153,27 @@ const char *cz_map_get(cz_map_t **out, const cz_source_type_t *type,
     lock();
     m = apr_hash_get(registry->by_key, key, APR_HASH_KEY_STRING);
     if (!m) {
-        cz_source_t src = {type, apr_pstrdup(registry->pool, name), NULL};
+        cz_source_t src = {type, NULL, NULL};
         cz_loaded_t got = {NULL, NULL, NULL, 0};
+        apr_pool_t *sp;
 
-        /* the source's state lives as long as the registry; a source made
-         * by a request that loses the race below is a few bytes left there */
-        if (type->create && (err = type->create(&src, registry->pool))) {
+        /* The source's own state goes into a subpool of the registry's,
+         * kept with the map, destroyed when the map is not made (a bad
+         * .htaccess map is tried again by every request: nothing may pile
+         * up).  The registry's pool is only touched under the lock. */
+        if (apr_pool_create(&sp, registry->pool) != APR_SUCCESS) {
             unlock();
             *out = NULL;
-            return apr_pstrdup(errpool, err);
+            return "out of memory";
+        }
+        apr_pool_tag(sp, "certauthz_source");
+        src.name = apr_pstrdup(sp, name);
+        if (type->create && (err = type->create(&src, sp))) {
+            err = apr_pstrdup(errpool, err);
+            apr_pool_destroy(sp);
+            unlock();
+            *out = NULL;
+            return err;
         }
         /* While the configuration is read the source is taken as it is
          * (the administrator starts httpd; waiting would slow every
@@ -179,16 +191,18 @@ const char *cz_map_get(cz_map_t **out, const cz_source_type_t *type,
             err = got.why;
         }
         if (got.map) {
-            m = apr_pcalloc(registry->pool, sizeof(*m));
+            m = apr_pcalloc(sp, sizeof(*m));
             m->source = src;
-            m->key = apr_pstrdup(registry->pool, key);
+            m->key = apr_pstrdup(sp, key);
             m->current = version_new(&got);
             m->interval = interval;
-            m->servers =
-                apr_array_make(registry->pool, 2, sizeof(server_rec *));
-            apr_pool_cleanup_register(registry->pool, m, map_cleanup,
+            m->servers = apr_array_make(sp, 2, sizeof(server_rec *));
+            apr_pool_cleanup_register(sp, m, map_cleanup,
                                       apr_pool_cleanup_null);
             apr_hash_set(registry->by_key, m->key, APR_HASH_KEY_STRING, m);
+        }
+        else {
+            apr_pool_destroy(sp);
         }
     }
     if (m && at_startup)

@@ -101,8 +101,8 @@ int cz_server_interval(const server_rec *s);
  *
  * cz_map_t: one map the configuration names, keyed by its source (kind and
  * name: "file:/etc/apache2/staff.map"), shared by every scope naming it.
- * It lives as long as the configuration (the registry's pool, in pconf:
- * rebuilt on every graceful restart).
+ * It lives as long as the configuration (a pool of its own under the
+ * registry's, in pconf: rebuilt on every graceful restart).
  *
  * cz_version_t: one load of a map, immutable, in a pool of its own.
  * Requests take the current version with cz_version_take() and give it
@@ -152,8 +152,9 @@ typedef enum {
 
 typedef struct {
     const char *kind; /* the key prefix: "file" */
-    /* Configuration time: the source's own state in data, from pool p
-     * (the registry's); an error message or NULL. */
+    /* Before the first load: the source's own state in data, from p (the
+     * map's pool: kept with the map, destroyed when the first load fails);
+     * an error message or NULL. */
     const char *(*create)(cz_source_t *src, apr_pool_t *p);
     /* The first version.  waits: how many times it may wait for a change
      * to settle (0: take it as it is: at startup, an administrator starts
@@ -172,7 +173,7 @@ typedef struct {
 struct cz_source_t {
     const cz_source_type_t *type;
     const char *name; /* what the configuration named (an absolute path) */
-    void *data;       /* the type's own state, in the registry's pool */
+    void *data;       /* the type's own state, in the map's pool */
 };
 
 /* The sources there are (one file each). */
