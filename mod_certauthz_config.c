@@ -15,8 +15,8 @@
 
 #include "mod_certauthz_private.h"
 
-/* The facts CertAuthzUnmapped may name (SPEC section 3): single-valued or
- * first-valued facts that make sense as a user name. */
+/* The facts CertAuthzUnmapped may name (docs/reference.md,
+ * CertAuthzUnmapped): facts whose (first) value makes sense as a user. */
 static const certauthz_type_e unmapped_types[] = {
     CERTAUTHZ_CN, CERTAUTHZ_EMAIL, CERTAUTHZ_UPN, CERTAUTHZ_DN, CERTAUTHZ_URI};
 #define N_UNMAPPED (sizeof(unmapped_types) / sizeof(unmapped_types[0]))

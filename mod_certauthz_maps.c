@@ -188,7 +188,8 @@ const char *cz_map_get(cz_map_t **out, const cz_source_type_t *type,
             got.map = NULL;
         }
         else if (!m && !got.map) {
-            err = got.why;
+            err = got.why ? got.why
+                          : apr_psprintf(errpool, "%s: cannot be loaded", name);
         }
         if (got.map) {
             m = apr_pcalloc(sp, sizeof(*m));

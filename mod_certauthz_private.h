@@ -47,11 +47,6 @@ APLOG_USE_MODULE(certauthz);
 #define CZ_AUTH_TYPE "Certificate"
 #define CZ_UNSET -1
 
-/* A pool with an allocator of its own: safe to create, use and destroy from
- * any one thread at a time, independent of every other pool (requests of
- * HTTP/2 streams, the reload thread).  NULL when out of memory. */
-apr_pool_t *cz_own_pool(const char *tag);
-
 /* ==== mod_certauthz_config.c ==========================================
  * Owns the configuration records and the directive table.  Created and
  * merged while httpd reads its configuration (and, for .htaccess, per
@@ -64,8 +59,8 @@ enum { CZ_AUDIT_OFF = 0, CZ_AUDIT_DENY, CZ_AUDIT_ALL };
 #define CZ_UNMAPPED_DENY CERTAUTHZ_NTYPES
 
 /* Per-directory (also server and vhost level: the server's defaults are
- * the base of every merge).  Every field: an unset value, merged child over
- * parent. */
+ * the base of every merge).  Every setting: an unset value, merged child
+ * over parent (scope goes with map). */
 typedef struct {
     cz_map_t *map;     /* NULL: unset */
     int unmapped;      /* CZ_UNSET, CZ_UNMAPPED_DENY, or the fact type
@@ -125,17 +120,20 @@ struct cz_version_t {
  * Where the versions of a map come from: a table of functions (a source
  * type) and a source of that type.  The registry calls a source's
  * functions from one thread at a time: first() while the configuration is
- * read or for an .htaccess map at request time (under no lock; a second
- * first() of the same source may run meanwhile in another thread and lose
- * the race: the registry keeps one), refresh() from the reload thread only.
+ * read, or for an .htaccess map at request time (under no lock; requests
+ * racing to register one map each make a source of their own, and the
+ * registry keeps the first that loaded), refresh() from the reload thread
+ * only.
  * A source never touches requests: a new source type is a file of its own
  * and one cz_map_get() call where a directive names it.
  */
 typedef struct cz_source_t cz_source_t;
 
 /* What a source gave: a map in a pool of its own (cz_own_pool), or
- * nothing; on failure, why (every FILE:LINE: reason, for the status page),
- * already logged by the source. */
+ * nothing; on failure, why: the errors (FILE:LINE: reason, the first and
+ * their count) or a phrase ("is empty ..."), for the directive error or the
+ * status page.  refresh() has logged it; first() leaves that to the
+ * caller (a configuration error). */
 typedef struct {
     certauthz_map_t *map;
     apr_pool_t *pool;
@@ -144,7 +142,8 @@ typedef struct {
 } cz_loaded_t;
 
 typedef enum {
-    CZ_REFRESH_SAME = 0, /* unchanged (or a change already refused) */
+    CZ_REFRESH_SAME = 0, /* nothing new to say: unchanged, or a state
+                            already refused or reported */
     CZ_REFRESH_SOON,     /* a change is settling: look again at the tick */
     CZ_REFRESH_NEW,      /* loaded: a new version */
     CZ_REFRESH_FAILED    /* a change that cannot be taken (why says why) */
@@ -158,8 +157,9 @@ typedef struct {
     const char *(*create)(cz_source_t *src, apr_pool_t *p);
     /* The first version.  waits: how many times it may wait for a change
      * to settle (0: take it as it is: at startup, an administrator starts
-     * httpd).  at_startup: errors also go to the console, one a line.  On
-     * failure out->map is NULL and out->why holds every error. */
+     * httpd).  at_startup: a map with several errors lists them on the
+     * console, one a line.  On failure out->map is NULL and out->why says
+     * why. */
     void (*first)(cz_source_t *src, int waits, int at_startup, cz_loaded_t *out,
                   apr_pool_t *ptemp);
     /* Reload thread: has the source changed, and if so its new version.
@@ -179,9 +179,11 @@ struct cz_source_t {
 /* The sources there are (one file each). */
 extern const cz_source_type_t cz_source_file;
 
-/* A map of the registry.  Request threads read only current and taking
- * (atomics); the reload thread owns the reload fields; the status fields
- * are read and written under the registry's lock. */
+/* A map of the registry.  Once registered, source, key and interval do
+ * not change (any thread reads them); request threads touch current and
+ * taking only through atomics; the reload thread owns next_check and
+ * retired; the status fields are read and written under the registry's
+ * lock. */
 struct cz_map_t {
     cz_source_t source;
     const char *key;        /* "kind:name" */
@@ -200,8 +202,8 @@ struct cz_map_t {
 };
 
 /* Find the map of (type, name), or make it and load its first version.
- * Returns an error message (all errors found, FILE:LINE: reason each) or
- * NULL.  interval: for a map first named at request time (.htaccess); at
+ * Returns an error message (the first error, FILE:LINE: reason, and how
+ * many there are) or NULL.  interval: for a map first named at request time (.htaccess); at
  * configuration time cz_maps_post_config() sets it from the servers that
  * name the map. */
 const char *cz_map_get(cz_map_t **out, const cz_source_type_t *type,
@@ -212,11 +214,17 @@ const char *cz_map_get(cz_map_t **out, const cz_source_type_t *type,
 cz_version_t *cz_version_take(cz_map_t *m);
 apr_status_t cz_version_give(void *version);
 
-/* Map parse errors as text: every error on a line of its own at startup
- * (httpd shows a multi-line directive error with literal "\n"), or to s's
- * error log on a reload; returns the first with the count. */
+/* Map parse errors as text: the first, with the count when there are
+ * several.  At startup a map with several errors also lists each on the
+ * console (httpd shows a multi-line directive error with literal "\n"); on
+ * a reload (s not NULL) each goes to s's error log. */
 const char *cz_format_errors(apr_pool_t *p, apr_array_header_t *errs,
                              int at_startup, server_rec *s);
+
+/* A pool with an allocator of its own: safe to create, use and destroy from
+ * any one thread at a time, independent of every other pool (requests of
+ * HTTP/2 streams, the reload thread).  NULL when out of memory. */
+apr_pool_t *cz_own_pool(const char *tag);
 
 /* Every map of the registry, a snapshot (.htaccess maps may be added
  * meanwhile); the maps live as long as the registry. */
@@ -274,9 +282,8 @@ const char *cz_fact(const cz_req_t *st, certauthz_type_e t);
  * memory made by the parent in post_config, atomics only), the audit line
  * and the server-status section.
  *
- * Every reason a decision is logged with, once: X(ID, name, counter).
- * name is what audit lines, debug lines and docs say; counter the
- * server-status counter it adds to.
+ * Every decision counter, once: X(ID, name); name is its server-status key
+ * (CertAuthzDecisions-name).
  */
 #define CZ_COUNTERS(X)                                                         \
     X(GRANTED, "granted")                                                      \
@@ -287,6 +294,10 @@ const char *cz_fact(const cz_req_t *st, certauthz_type_e t);
     X(MISMATCH, "rule-mismatch")                                               \
     X(ERROR, "cert-error")
 
+/* Every reason a decision is logged with, once: X(ID, name, counter).
+ * name is what audit lines, debug lines and docs say; counter the one a
+ * refusal with that reason adds to (a granted decision counts as GRANTED
+ * whatever its reason). */
 #define CZ_REASONS(X)                                                          \
     X(MATCH, "match", GRANTED)                                                 \
     X(MAPPED, "mapped", GRANTED)                                               \

@@ -10,9 +10,10 @@
  * half-written file; the version in force stays).  This file does the
  * loading and the log lines of what the policy decided.
  *
- * State: one certauthz_watch_t per source, in the registry's pool; used by
- * first() (configuration time, or the one request that registers an
- * .htaccess map) and then by the reload thread only.
+ * State: one certauthz_watch_t per source, in the map's pool.  first()
+ * uses it in the thread that tries to register the map (each such attempt
+ * has a source of its own; the registry keeps the one that wins), then the
+ * reload thread alone.
  */
 #include "mod_certauthz_private.h"
 

@@ -87,9 +87,13 @@ void cz_audit(request_rec *r, const cz_dir_conf_t *d, const cz_req_t *st,
     apr_pool_t *p = r->pool;
     const char *user = NULL, *groups = NULL, *sha = NULL, *serial = NULL;
 
-    if (counters)
+    if (counters) {
+        int c = granted ? CNT_GRANTED : reason_counter[reason];
+        /* a refusal with a reason of grants cannot happen; it would count
+         * as unmapped, never as granted */
         apr_atomic_inc64(
-            &counters->n[granted ? CNT_GRANTED : reason_counter[reason]]);
+            &counters->n[c == CNT_GRANTED && !granted ? CNT_UNMAPPED : c]);
+    }
     if (level == CZ_AUDIT_OFF || (level == CZ_AUDIT_DENY && granted))
         return;
     if (r->user)

@@ -69,7 +69,7 @@ const char *certauthz_ip_normalize(const char *s, apr_size_t len,
  * become \xHH.  Returns s itself when nothing needs escaping. */
 const char *certauthz_log_escape(const char *s, apr_pool_t *p);
 
-/* A value of an audit line (README "Decision logs"): control characters,
+/* A value of an audit line (docs/reference.md "Audit lines"): control characters,
  * DEL, '"', '\\' and '%' become %HH (so httpd's error log, which escapes
  * '\\' and control characters itself, leaves the value as is, and one
  * URL-decoding gives it back); NULL or "" become "-", the mark for "none",

@@ -17,12 +17,14 @@
  * version in force stays.
  *
  * certauthz_watch_decide() and certauthz_watch_loaded() are the policy:
- * pure functions of the watch's memory, an observation and the time
- * (unit-tested with made-up observations).  certauthz_watch_poll() and
- * certauthz_watch_observe() do the I/O (stat, the last byte) around them.
+ * they depend only on the watch's memory (which they update), an
+ * observation and the time, and do no I/O (unit-tested with made-up
+ * observations).  certauthz_watch_poll() and certauthz_watch_observe() do
+ * the I/O (stat, the last byte) around them, with scratch memory from the
+ * pool they are given.
  *
- * A watch belongs to one thread at a time (the caller serialises); it
- * allocates nothing and lives wherever its owner puts it.
+ * A watch belongs to one thread at a time (the caller serialises); it holds
+ * no pointer and lives wherever its owner puts it.
  */
 #ifndef CERTAUTHZ_WATCH_H
 #define CERTAUTHZ_WATCH_H
@@ -126,9 +128,9 @@ apr_interval_time_t certauthz_watch_settle_left(const certauthz_watch_t *w,
  * empty (...)"), or NULL for verdicts that do not refuse. */
 const char *certauthz_watch_reason(certauthz_watch_e verdict);
 
-/* Fill obs from the file: stat(), and the last byte when read_tail. */
+/* Fill obs from the file: stat(), and the last byte when with_tail. */
 void certauthz_watch_observe(certauthz_file_obs_t *obs, const char *path,
-                             int read_tail, apr_pool_t *p);
+                             int with_tail, apr_pool_t *p);
 
 /* decide() on a fresh observation of path, reading the last byte only when
  * the policy needs it.  Never returns NEED_TAIL.  p: scratch. */
