@@ -126,47 +126,48 @@ static apr_status_t norm_ip(certauthz_selector_t *sel, certauthz_type_e type,
     return APR_SUCCESS;
 }
 
+/* "bad TYPE value: why" (why in *reason) */
+static apr_status_t bad_value(certauthz_type_e type, const char **reason,
+                              apr_pool_t *p)
+{
+    *reason =
+        apr_psprintf(p, "bad %s value: %s", certauthz_type_name(type), *reason);
+    return CERTAUTHZ_EBADINPUT;
+}
+
 static apr_status_t norm_serial(certauthz_selector_t *sel,
                                 certauthz_type_e type, const char *value,
                                 apr_size_t len, int *glob, const char **v,
                                 const char **reason, apr_pool_t *p)
 {
-    (void)sel, (void)type;
+    (void)sel;
     *v = *glob ? certauthz_serial_glob_normalize(value, len, reason, p)
                : certauthz_serial_normalize(value, len, reason, p);
-    if (!*v) {
-        *reason = apr_psprintf(p, "bad serial value: %s", *reason);
-        return CERTAUTHZ_EBADINPUT;
-    }
-    return APR_SUCCESS;
+    return *v ? APR_SUCCESS : bad_value(type, reason, p);
 }
 
+/* exact values only */
 static apr_status_t norm_sha256(certauthz_selector_t *sel,
                                 certauthz_type_e type, const char *value,
                                 apr_size_t len, int *glob, const char **v,
                                 const char **reason, apr_pool_t *p)
 {
-    (void)sel, (void)type;
+    (void)sel;
     *glob = 0;
-    if (!(*v = certauthz_hex_normalize(value, len, 32, reason, p))) {
-        *reason = apr_psprintf(p, "bad sha256 value: %s", *reason);
-        return CERTAUTHZ_EBADINPUT;
-    }
-    return APR_SUCCESS;
+    *v = certauthz_hex_normalize(value, len, 32, reason, p);
+    return *v ? APR_SUCCESS : bad_value(type, reason, p);
 }
 
+/* exact values only */
 static apr_status_t norm_spki(certauthz_selector_t *sel, certauthz_type_e type,
                               const char *value, apr_size_t len, int *glob,
                               const char **v, const char **reason,
                               apr_pool_t *p)
 {
-    (void)sel, (void)type;
+    (void)sel;
     *glob = 0;
-    if (!(*v = certauthz_spki_normalize(value, len, reason, p))) {
-        *reason = apr_psprintf(p, "bad spki value: %s", *reason);
-        return CERTAUTHZ_EBADINPUT;
-    }
-    return APR_SUCCESS;
+    *v = certauthz_spki_normalize(value, len, reason, p);
+    return *v ? APR_SUCCESS : bad_value(type, reason, p);
 }
 
 #define NORM_(id, name, fold, value) [CERTAUTHZ_##id] = norm_##value,
