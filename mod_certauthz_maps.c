@@ -312,9 +312,9 @@ static int check_map(cz_map_t *m, server_rec *s, apr_pool_t *p)
     certauthz_map_stats(v->map, &st);
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
                  "CERTAUTHZ0030: map %s reloaded in %" APR_TIME_T_FMT
-                 " ms: generation %u (was %u), %u rules, %u deny",
+                 " ms: generation %u (was %u), %u rules, %u deny, sha256 %s",
                  m->source.name, apr_time_as_msec(v->load_usec), v->gen,
-                 old->gen, st.rules, st.deny);
+                 old->gen, st.rules, st.deny, certauthz_map_sha256(v->map));
     free_retired(m, s);
     return 0;
 }
@@ -439,9 +439,10 @@ void cz_maps_post_config(server_rec *s, apr_pool_t *ptemp)
         certauthz_map_stats(v->map, &st);
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                      "CERTAUTHZ0002: map %s loaded in %" APR_TIME_T_FMT
-                     " ms: %s; checked for changes %s%d s",
+                     " ms: %s; sha256 %s; checked for changes %s%d s",
                      m->source.name, apr_time_as_msec(v->load_usec),
                      certauthz_map_summary(&st, ptemp),
+                     certauthz_map_sha256(v->map),
                      m->interval ? "every " : "never: ", m->interval);
     }
 }

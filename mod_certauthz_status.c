@@ -76,7 +76,7 @@ cz_reason_e cz_refusal_reason(const cz_req_t *st)
  * Format (stable; docs/reference.md "Audit lines"): CERTAUTHZ0100: then
  * key="value" pairs in this order, separated by one space:
  *   decision check reason user groups rule sha256 serial issuer client
- *   method uri
+ *   method uri map_sha256 map_generation
  * every value quoted and written by certauthz_audit_value() ('"', '%',
  * '\\' and control characters as %HH; "-" for none).  A granted decision
  * counts as granted whatever its reason. */
@@ -111,7 +111,7 @@ void cz_audit(request_rec *r, const cz_dir_conf_t *d, const cz_req_t *st,
                   "CERTAUTHZ0100: decision=\"%s\" check=\"%s\" reason=\"%s\" "
                   "user=\"%s\" groups=\"%s\" rule=\"%s\" sha256=\"%s\" "
                   "serial=\"%s\" issuer=\"%s\" client=\"%s\" method=\"%s\" "
-                  "uri=\"%s\"",
+                  "uri=\"%s\" map_sha256=\"%s\" map_generation=\"%s\"",
                   granted ? "granted" : "denied", V(check),
                   V(cz_reason_name(reason)), V(user), V(groups),
                   V(st->id.rule ? certauthz_rule_where(st->id.rule, p) : NULL),
@@ -119,7 +119,9 @@ void cz_audit(request_rec *r, const cz_dir_conf_t *d, const cz_req_t *st,
                   V(st->facts && st->facts->issuer
                         ? certauthz_dn_text(st->facts->issuer)
                         : NULL),
-                  V(r->useragent_ip), V(r->method), V(r->uri));
+                  V(r->useragent_ip), V(r->method), V(r->uri),
+                  V(st->ver ? certauthz_map_sha256(st->ver->map) : NULL),
+                  V(st->ver ? apr_itoa(p, (int)st->ver->gen) : NULL));
 #undef V
 }
 
@@ -169,11 +171,12 @@ static void status_map_row(request_rec *r, cz_map_t *m, int terse)
         ap_rprintf(r,
                    "CertAuthzMap: %s generation=%u loaded=%" APR_TIME_T_FMT
                    " rules=%u exact=%u glob=%u regex=%u deny=%u sections=%u "
-                   "reloads=%u failures=%u interval=%d last_error=%s\n",
+                   "reloads=%u failures=%u interval=%d sha256=%s "
+                   "last_error=%s\n",
                    certauthz_log_escape(name, r->pool), v->gen,
                    apr_time_sec(v->loaded), st.rules, st.exact_all, st.globs,
                    st.regexes, st.deny, st.sections, ms.reloads, ms.failures,
-                   m->interval,
+                   m->interval, certauthz_map_sha256(v->map),
                    ms.last_error[0]
                        ? certauthz_log_escape(ms.last_error, r->pool)
                        : "-");
@@ -183,11 +186,13 @@ static void status_map_row(request_rec *r, cz_map_t *m, int terse)
             r,
             "<tr><td>%s</td><td>%u</td><td>%s</td><td>%u</td>"
             "<td>%u</td><td>%u</td><td>%u</td><td>%u</td><td>%u</td>"
-            "<td>%u / %u</td><td>%s</td><td>%s</td></tr>\n",
+            "<td>%u / %u</td><td>%s</td><td><code>%s</code></td>"
+            "<td>%s</td></tr>\n",
             ap_escape_html(r->pool, name), v->gen, when, st.rules, st.exact_all,
             st.globs, st.regexes, st.deny, st.sections, ms.reloads, ms.failures,
             m->interval ? apr_psprintf(r->pool, "%d s", m->interval)
                         : "restart only",
+            certauthz_map_sha256(v->map),
             ms.last_error[0] ? ap_escape_html(r->pool, ms.last_error) : "-");
     }
     cz_version_give(v);
@@ -230,7 +235,8 @@ int cz_status_hook(request_rec *r, int flags)
                    "</th><th>loaded</th><th>rules</th><th>exact</th>"
                    "<th>glob</th><th>regex</th><th>deny</th><th>issuer "
                    "sections</th><th>reloads / failures</th><th>checked"
-                   "</th><th>last reload error</th></tr>\n",
+                   "</th><th>content SHA-256</th><th>last reload error</th>"
+                   "</tr>\n",
                    getpid());
     }
     maps = cz_maps_all(r->pool);

@@ -66,6 +66,11 @@ void certauthz_map_stats(const certauthz_map_t *map,
 
 const char *certauthz_map_name(const certauthz_map_t *map);
 
+/* The map's content hash: SHA-256 of the text it was parsed from, in
+ * lower-case hex (what sha256sum prints for the file), so that servers can
+ * show they serve the same map; "" only if the digest itself failed. */
+const char *certauthz_map_sha256(const certauthz_map_t *map);
+
 /* The counts as one phrase, the same in every log line and tool output:
  * "R rules (E exact, G glob, X regex), D deny, S issuer sections". */
 const char *certauthz_map_summary(const certauthz_map_stats_t *stats,

@@ -21,6 +21,7 @@
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_tables.h>
+#include <openssl/evp.h>
 
 #include "certauthz_map.h"
 #include "certauthz_util.h"
@@ -66,6 +67,7 @@ struct certauthz_map_t {
     apr_hash_t *issuers;
     const certauthz_dn_t **issuer_dn; /* by scope number */
     certauthz_map_stats_t stats;
+    char sha256[65]; /* of the text parsed, lower-case hex */
 };
 
 static certauthz_rule_t *rule_at(const certauthz_map_t *m, uint32_t i)
@@ -763,6 +765,24 @@ static apr_status_t parse_begin(parse_t *ps, const char *name,
     return APR_SUCCESS;
 }
 
+/* The content hash of a map: SHA-256 of its text, the form sha256sum
+ * prints.  A digest that fails leaves it empty. */
+static void set_sha256(certauthz_map_t *m, EVP_MD_CTX *md)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+
+    m->sha256[0] = '\0';
+    if (!EVP_DigestFinal_ex(md, d, &n) || n != 32)
+        return;
+    for (unsigned i = 0; i < n; i++) {
+        m->sha256[2 * i] = hex[d[i] >> 4];
+        m->sha256[2 * i + 1] = hex[d[i] & 15];
+    }
+    m->sha256[64] = '\0';
+}
+
 /* The rule indices collected in a scratch array, copied to the map. */
 static uint32_t *index_copy(const apr_array_header_t *a, apr_pool_t *p)
 {
@@ -799,20 +819,28 @@ apr_status_t certauthz_map_parse(certauthz_map_t **pmap, const char *name,
 {
     parse_t ps;
     apr_status_t rv;
+    EVP_MD_CTX *md;
 
     *pmap = NULL;
     *errs = apr_array_make(p, 1, sizeof(certauthz_error_t));
     if ((rv = parse_begin(&ps, name, *errs, p)) != APR_SUCCESS)
         return rv;
     parse_text(&ps, buf, len, 1);
-    return parse_end(&ps, pmap);
+    if ((rv = parse_end(&ps, pmap)) == APR_SUCCESS && (md = EVP_MD_CTX_new())) {
+        if (EVP_DigestInit_ex(md, EVP_sha256(), NULL)
+            && EVP_DigestUpdate(md, buf, len))
+            set_sha256(*pmap, md);
+        EVP_MD_CTX_free(md);
+    }
+    return rv;
 }
 
 /* Bytes read from a map file at a time.  The buffer also holds the start
  * of the line the previous read cut, at most a line's worth. */
 #define READ_CHUNK 65536
 
-static apr_status_t read_map(parse_t *ps, apr_file_t *fd, apr_pool_t *tmp)
+static apr_status_t read_map(parse_t *ps, apr_file_t *fd, EVP_MD_CTX *md,
+                             apr_pool_t *tmp)
 {
     apr_size_t size = READ_CHUNK + CERTAUTHZ_MAX_LINE + 2, have = 0;
     char *buf = apr_palloc(tmp, size);
@@ -825,6 +853,8 @@ static apr_status_t read_map(parse_t *ps, apr_file_t *fd, apr_pool_t *tmp)
             eof = 1;
         else if (rv != APR_SUCCESS)
             return rv;
+        if (got && !EVP_DigestUpdate(md, buf + have, got))
+            return APR_ENOMEM;
         have += got;
         used = parse_text(ps, buf, have, eof);
         have -= used;
@@ -853,6 +883,7 @@ apr_status_t certauthz_map_load(certauthz_map_t **pmap, const char *path,
     apr_finfo_t fi;
     apr_status_t rv;
     parse_t ps;
+    EVP_MD_CTX *md = NULL;
 
     *pmap = NULL;
     *errs = apr_array_make(p, 1, sizeof(certauthz_error_t));
@@ -873,12 +904,20 @@ apr_status_t certauthz_map_load(certauthz_map_t **pmap, const char *path,
                                           : "is not a regular file");
         rv = CERTAUTHZ_EBADINPUT;
     }
+    else if (!(md = EVP_MD_CTX_new())
+             || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+        push_error(*errs, apr_pstrdup(p, path), 0, "out of memory");
+        rv = APR_ENOMEM;
+    }
     else if ((rv = parse_begin(&ps, path, *errs, p)) == APR_SUCCESS) {
-        if ((rv = read_map(&ps, fd, tmp)) != APR_SUCCESS)
+        if ((rv = read_map(&ps, fd, md, tmp)) != APR_SUCCESS)
             file_error(*errs, path, rv, p); /* and what was parsed is moot */
         if (parse_end(&ps, pmap) != APR_SUCCESS && rv == APR_SUCCESS)
             rv = CERTAUTHZ_EBADINPUT;
+        if (rv == APR_SUCCESS)
+            set_sha256(*pmap, md);
     }
+    EVP_MD_CTX_free(md);
     apr_pool_destroy(tmp);
     return rv;
 }
@@ -893,6 +932,11 @@ void certauthz_map_stats(const certauthz_map_t *m, certauthz_map_stats_t *st)
 const char *certauthz_map_name(const certauthz_map_t *m)
 {
     return m->name;
+}
+
+const char *certauthz_map_sha256(const certauthz_map_t *m)
+{
+    return m->sha256;
 }
 
 const char *certauthz_map_summary(const certauthz_map_stats_t *st,

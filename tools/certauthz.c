@@ -38,6 +38,10 @@
  *                            "uri": INT, "upn": INT, "ip": INT,
  *                            "serial": INT, "sha256": INT, "spki": INT },
  *         "deny": INT, "issuer_sections": INT },
+ *       "content_sha256": STRING|null,  SHA-256 of the file, lower-case
+ *                                  hex (as sha256sum prints it): the map's
+ *                                  content hash, as server-status and
+ *                                  audit lines show it; null on errors
  *       "load_ms": NUMBER|null,    time certauthz_map_load took
  *       "lint_ms": NUMBER|null,    time the warning checks took
  *       "memory": null | {
@@ -148,7 +152,9 @@ static const char HELP_CHECK[] =
     "certauthz check [--json] [--strict] [--ca FILE]... MAP...\n"
     "  Load each MAP as the module would.  For a valid map print its rule\n"
     "  counts (allow rules: exact ones by type, globs, regexes; deny rules;\n"
-    "  [issuer] sections), its load time and memory.  For a map with errors\n"
+    "  [issuer] sections), its content hash (SHA-256 of the file, as\n"
+    "  server-status and audit lines show it), its load time and memory.\n"
+    "  For a map with errors\n"
     "  print every error found (at most 100 per map) as FILE:LINE: reason\n"
     "  on standard error.  Then warnings about valid maps, as\n"
     "  FILE:LINE: warning: ... on standard error; they do not change the\n"
@@ -224,7 +230,7 @@ static const char HELP_JSON[] =
     "                exact_by_type:{cn, dn, email, dns, uri, upn, ip,\n"
     "                               serial, sha256, spki},\n"
     "                deny, issuer_sections},\n"
-    "              load_ms|null, lint_ms|null,\n"
+    "              content_sha256|null, load_ms|null, lint_ms|null,\n"
     "              memory:null|{resident_bytes|null, peak_rss_kb},\n"
     "              warnings:[{kind, file, line, selector, message,\n"
     "                by:null|{file, line, selector}, issuer|null}]}],\n"
@@ -762,6 +768,7 @@ static void check_print_text(const checked_t *c, apr_pool_t *p)
                c->resident, c->rss_kb);
     else
         printf("  memory    peak RSS of the process %ld kB\n", c->rss_kb);
+    printf("  content   sha256 %s\n", certauthz_map_sha256(c->map));
     printf("  warnings  %d\n", c->warnings->nelts);
     fflush(stdout);
     for (int i = 0; i < c->warnings->nelts; i++) {
@@ -787,6 +794,7 @@ static void check_print_json(jw_t *j, const checked_t *c, apr_pool_t *p)
     jw_errors(j, "errors", c->ok ? NULL : c->errs);
     if (!c->ok) {
         jw_null(j, "rules");
+        jw_null(j, "content_sha256");
         jw_null(j, "load_ms");
         jw_null(j, "lint_ms");
         jw_null(j, "memory");
@@ -808,6 +816,7 @@ static void check_print_json(jw_t *j, const checked_t *c, apr_pool_t *p)
     jw_int(j, "deny", st->deny);
     jw_int(j, "issuer_sections", st->sections);
     jw_close(j, '}');
+    jw_str(j, "content_sha256", certauthz_map_sha256(c->map));
     jw_ms(j, "load_ms", c->load_ms);
     jw_ms(j, "lint_ms", c->lint_ms);
     jw_open(j, "memory", '{');

@@ -2,6 +2,7 @@
 decision in the error log (SPEC section 3; README "Decision logs"), in a
 stable key="value" form that a certificate field cannot break."""
 
+import hashlib
 import re
 
 import pytest
@@ -10,8 +11,9 @@ import certauthz_harness as H
 
 # the documented keys, in their documented order
 AUDIT_KEYS = ["decision", "check", "reason", "user", "groups", "rule",
-              "sha256", "serial", "issuer", "client", "method", "uri"]
-_PAIR = r'([a-z0-9]+)="((?:[^"%\\\x00-\x1f\x7f]|%[0-9A-F]{2})*)"'
+              "sha256", "serial", "issuer", "client", "method", "uri",
+              "map_sha256", "map_generation"]
+_PAIR = r'([a-z0-9_]+)="((?:[^"%\\\x00-\x1f\x7f]|%[0-9A-F]{2})*)"'
 
 
 def parse_audit(line):
@@ -67,7 +69,10 @@ def test_audit_granted_fields(server, certs, get):
         "rule": rule, "sha256": certs["alice"].sha256,
         "serial": a["serial"], "issuer": "CN=Example Root CA,O=Example",
         "client": "127.0.0.1", "method": "GET",
-        "uri": "/audit/all/ok.txt"}, a
+        "uri": "/audit/all/ok.txt",
+        "map_sha256": hashlib.sha256(server.main_map.read_bytes()).hexdigest(),
+        "map_generation": a["map_generation"]}, a
+    assert re.fullmatch(r"[1-9][0-9]*", a["map_generation"]), a
     assert re.fullmatch(r"[0-9A-F]+", a["serial"]) and \
         not a["serial"].startswith("0"), a
     # notice level, from the module itself

@@ -5,8 +5,10 @@ the answering process sees it; ?auto gives the same as Key: value lines.
 
 Its own httpd (module scope) with mod_status.  Only 127.0.0.1."""
 
+import hashlib
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -119,8 +121,11 @@ def test_map_rows(st):
     assert row["interval"] == "1" and row["last_error"] == "-", row
     assert int(row["generation"]) >= 1
     assert abs(int(row["loaded"]) - time.time()) < 3600, row
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    assert row["sha256"] == digest, row
     html = st.get("/server-status").body.decode()
     assert "<h2>mod_certauthz %s</h2>" % H.VERSION in html
+    assert "<code>%s</code>" % digest in html
     assert path in html and "all processes" in html, html[-3000:]
 
 
@@ -137,6 +142,8 @@ def test_reload_and_reload_error_are_shown(st, certs):
             break
         time.sleep(0.2)
     assert int(maps[path]["generation"]) > gen0, maps[path]
+    changed = hashlib.sha256((MAP + "# changed\n").encode()).hexdigest()
+    assert maps[path]["sha256"] == changed, maps[path]
     st.write_map("status.map", MAP + "foo:bar  x\n")
     deadline = time.monotonic() + 10
     while True:
@@ -146,6 +153,7 @@ def test_reload_and_reload_error_are_shown(st, certs):
         time.sleep(0.2)
     err = maps[path]["last_error"]
     assert "status.map:8: unknown selector type" in err, err
+    assert maps[path]["sha256"] == changed, maps[path]  # the old map stays
     html = st.get("/server-status").body.decode()
     assert "status.map:8: unknown selector type" in html, html[-3000:]
     st.write_map("status.map", MAP)

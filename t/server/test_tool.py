@@ -11,6 +11,7 @@ certificate files (t/mkcert, hostile ones included) and map files:
 JSON output is parsed with json.loads (strict: a raw control character in a
 string fails) and checked field by field."""
 
+import hashlib
 import json
 import os
 import pwd
@@ -150,8 +151,11 @@ def test_check_counts(tool_dir):
     assert re.fullmatch(r"  memory    \d+ bytes resident held by the map "
                         r"\(RSS growth while loading\); peak RSS of the "
                         r"process [1-9]\d* kB", lines[2]), out
-    assert lines[3] == "  warnings  0"
-    assert len(lines) == 4, out
+    # the content hash: an independent SHA-256 of the file
+    digest = hashlib.sha256((tool_dir / "good.map").read_bytes()).hexdigest()
+    assert lines[3] == "  content   sha256 " + digest
+    assert lines[4] == "  warnings  0"
+    assert len(lines) == 5, out
 
 
 def test_check_json_counts(tool_dir):
@@ -177,6 +181,7 @@ def test_check_json_counts(tool_dir):
     assert list(r["exact_by_type"]) == TYPES
     assert r["exact_by_type"] == {t: (1 if t == "email" else 0)
                                   for t in TYPES}
+    assert mp["content_sha256"] == hashlib.sha256(m.read_bytes()).hexdigest()
     assert isinstance(mp["load_ms"], float) and mp["load_ms"] >= 0
     assert isinstance(mp["lint_ms"], float) and mp["lint_ms"] >= 0
     assert isinstance(mp["memory"]["resident_bytes"], int)
@@ -259,7 +264,7 @@ def test_check_errors_json(tool_dir):
     # the same reasons as the text output, exactly
     assert ["%s:%d: %s" % (e["file"], e["line"], e["reason"])
             for e in mp["errors"]] == err.strip().splitlines()
-    for key in ("rules", "load_ms", "lint_ms", "memory"):
+    for key in ("rules", "content_sha256", "load_ms", "lint_ms", "memory"):
         assert mp[key] is None, key
     assert mp["warnings"] == []
 

@@ -835,6 +835,46 @@ static void test_load(void)
            "  ... its rules know FILE:LINE");
     }
 
+    /* the content hash: what sha256sum prints, the same by load (in
+     * 64 KiB pieces) and by parse (at once) */
+    const char *one = write_file(dir, "one.map", "cn:a u\n");
+    rv = certauthz_map_load(&m, one, &errs, pool);
+    ok(rv == APR_SUCCESS && m, "load: a one-line map");
+    if (m)
+        is_str(
+            certauthz_map_sha256(m),
+            "4f78189473219c3a07e4ae0517a80455c270c404cba7f9fc8d5dcb7fc235db36",
+            "  ... its content hash is sha256sum's");
+    {
+        apr_size_t n = 300000, len = 0;
+        char *text = apr_palloc(pool, n + 64);
+        certauthz_map_t *pm = NULL;
+        for (unsigned i = 0; len < n; i++)
+            len += (apr_size_t)sprintf(text + len, "cn:user-%u u%u\n", i, i);
+        const char *big = apr_pstrcat(pool, dir, "/big.map", NULL);
+        FILE *fp = fopen(big, "wb");
+        ok(fp && fwrite(text, 1, len, fp) == len && !fclose(fp),
+           "write a map of %lu bytes", (unsigned long)len);
+        rv = certauthz_map_load(&m, big, &errs, pool);
+        ok(rv == APR_SUCCESS && m, "load: a map read in several pieces");
+        ok(certauthz_map_parse(&pm, "big", text, len, &errs, pool)
+               == APR_SUCCESS,
+           "parse: the same text");
+        if (m && pm)
+            ok(strlen(certauthz_map_sha256(m)) == 64
+                   && !strcmp(certauthz_map_sha256(m),
+                              certauthz_map_sha256(pm)),
+               "  ... the hash of the pieces is the hash of the whole (%s)",
+               certauthz_map_sha256(m));
+        certauthz_map_t *pm2 = NULL;
+        text[5] ^= 1;
+        certauthz_map_parse(&pm2, "big", text, len, &errs, pool);
+        if (pm && pm2)
+            ok(strcmp(certauthz_map_sha256(pm), certauthz_map_sha256(pm2)),
+               "  ... one byte more or less changes it");
+        unlink(big);
+    }
+
     const char *bad = write_file(dir, "bad.map", "cn:a u\n\nfoo:x u\n");
     rv = certauthz_map_load(&m, bad, &errs, pool);
     ok(rv == CERTAUTHZ_EBADINPUT && !m && errs && errs->nelts == 1,
