@@ -211,7 +211,7 @@ static authz_status check_require(request_rec *r, const char *line,
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                   "CERTAUTHZ0011: Require %s: %s (%s; rule %s)", req->row->name,
                   ok ? "granted" : "denied", cz_reason_name(reason),
-                  certauthz_rule_where(st->id.rule, r->pool));
+                  cz_rule_where(st, r->pool));
     return ok ? AUTHZ_GRANTED : AUTHZ_DENIED;
 }
 
@@ -315,7 +315,7 @@ int cz_access_check(request_rec *r)
         cz_audit(r, d, st, "deny list", 0, CZ_REASON_DENY_RULE);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "CERTAUTHZ0022: certificate deny-listed by %s: 403",
-                      certauthz_rule_where(st->id.rule, r->pool));
+                      cz_rule_where(st, r->pool));
         return HTTP_FORBIDDEN;
     }
     if (ours && apply_authn(r, d, st))
@@ -373,7 +373,7 @@ int cz_fixups(request_rec *r)
         apr_table_setn(r->subprocess_env, "CERTAUTHZ_GROUPS",
                        certauthz_identity_groups(&st->id, r->pool));
         apr_table_setn(r->subprocess_env, "CERTAUTHZ_RULE",
-                       certauthz_rule_where(st->id.rule, r->pool));
+                       cz_rule_where(st, r->pool));
     }
     return DECLINED;
 }

@@ -276,6 +276,8 @@ cz_req_t *cz_decide(request_rec *r, const cz_dir_conf_t *d);
 conn_rec *cz_tls_conn(conn_rec *c);
 /* The first value of a fact, or "-". */
 const char *cz_fact(const cz_req_t *st, certauthz_type_e t);
+/* FILE:LINE of the rule that decided, or "-". */
+const char *cz_rule_where(const cz_req_t *st, apr_pool_t *p);
 
 /* ==== mod_certauthz_status.c ==========================================
  * Owns the refusal reasons, the decision counters (server-wide, in shared

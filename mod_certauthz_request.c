@@ -291,3 +291,10 @@ const char *cz_fact(const cz_req_t *st, certauthz_type_e t)
 {
     return st->facts && st->facts->of[t].n ? st->facts->of[t].v[0].text : "-";
 }
+
+const char *cz_rule_where(const cz_req_t *st, apr_pool_t *p)
+{
+    return st->ver && st->id.rule
+               ? certauthz_rule_where(st->ver->map, st->id.rule, p)
+               : "-";
+}

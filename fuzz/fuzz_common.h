@@ -248,6 +248,15 @@ FUZZ_HELPER void check_dn_roundtrip(const certauthz_dn_t *dn, const char *what,
 
 /* ---- selectors: text form parses back to the same selector ----------- */
 
+/* The text of an exact dn selector: of its DN, or (a map's rule) the text
+ * the map keeps. */
+FUZZ_HELPER const char *sel_dn_text(const certauthz_selector_t *sel)
+{
+    return sel->u.dn      ? certauthz_dn_text(sel->u.dn)
+           : sel->dn_text ? sel->dn_text
+                          : "";
+}
+
 FUZZ_HELPER void check_selector_roundtrip(const certauthz_selector_t *sel,
                                           apr_pool_t *p)
 {
@@ -259,7 +268,7 @@ FUZZ_HELPER void check_selector_roundtrip(const certauthz_selector_t *sel,
         != APR_SUCCESS) {
         const char *issue =
             sel->type == CERTAUTHZ_DN && sel->kind == CERTAUTHZ_SEL_EXACT
-                ? dn_text_known_issue(certauthz_dn_text(sel->u.dn))
+                ? dn_text_known_issue(sel_dn_text(sel))
                 : NULL;
         if (issue) {
             KNOWN(0, issue, "dn selector does not parse back: %s (%s)",
@@ -271,7 +280,7 @@ FUZZ_HELPER void check_selector_roundtrip(const certauthz_selector_t *sel,
     }
     if (sel->type == CERTAUTHZ_DN && sel->kind == CERTAUTHZ_SEL_EXACT
         && !(s2.len == sel->len && !memcmp(s2.value, sel->value, sel->len))) {
-        const char *issue = dn_text_known_issue(certauthz_dn_text(sel->u.dn));
+        const char *issue = dn_text_known_issue(sel_dn_text(sel));
         if (issue) {
             KNOWN(0, issue, "dn selector changes through its text: %s",
                   show(text, strlen(text), p));
@@ -341,6 +350,7 @@ FUZZ_HELPER void check_resolution(const certauthz_map_t *map,
                                   apr_hash_t *checked, apr_pool_t *p)
 {
     certauthz_identity_t id;
+    certauthz_selector_t tsel;
     matches_t m;
     const certauthz_rule_t *deny = NULL, *allow = NULL, *first = NULL;
 
@@ -354,8 +364,9 @@ FUZZ_HELPER void check_resolution(const certauthz_map_t *map,
 
     for (int i = 0; i < m.rules->nelts; i++) {
         const certauthz_rule_t *r = MATCH(&m, i);
-        CHECK(!strcmp(certauthz_rule_file(r), certauthz_map_name(map)),
-              "rule file '%s' is not the map's name", certauthz_rule_file(r));
+        CHECK(!strcmp(certauthz_rule_file(map, r), certauthz_map_name(map)),
+              "rule file '%s' is not the map's name",
+              certauthz_rule_file(map, r));
         CHECK(certauthz_rule_line(r) >= 1 && certauthz_rule_line(r) <= nlines,
               "rule line %u outside 1..%u", certauthz_rule_line(r), nlines);
         if (i)
@@ -363,14 +374,15 @@ FUZZ_HELPER void check_resolution(const certauthz_map_t *map,
                 certauthz_rule_line(MATCH(&m, i - 1)) < certauthz_rule_line(r),
                 "each_match not in file order (%u then %u)",
                 certauthz_rule_line(MATCH(&m, i - 1)), certauthz_rule_line(r));
-        const certauthz_dn_t *iss = certauthz_rule_issuer(r);
+        const certauthz_dn_t *iss = certauthz_rule_issuer(map, r);
         CHECK(!iss || (f->issuer && certauthz_dn_same_issuer(iss, f->issuer)),
               "rule of line %u is in another issuer's section",
               certauthz_rule_line(r));
         if (!apr_hash_get(checked, &r, sizeof(r))) {
             const certauthz_rule_t **k = apr_pmemdup(p, &r, sizeof(r));
             apr_hash_set(checked, k, sizeof(r), "");
-            check_selector_roundtrip(certauthz_rule_selector(r), p);
+            certauthz_selector_t tmp;
+            check_selector_roundtrip(certauthz_rule_selector(map, r, &tmp), p);
         }
         if (certauthz_rule_is_deny(r)) {
             if (!deny)
@@ -417,7 +429,7 @@ FUZZ_HELPER void check_resolution(const certauthz_map_t *map,
          * rule is not a match for each_match */
         if (id.rule) {
             CHECK(!certauthz_rule_is_deny(id.rule)
-                      && certauthz_rule_selector(id.rule)->kind
+                      && certauthz_rule_selector(map, id.rule, &tsel)->kind
                              == CERTAUTHZ_SEL_REGEX
                       && (id.rule == allow
                           || (!in_list(&m, id.rule)

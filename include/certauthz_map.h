@@ -40,9 +40,8 @@ typedef struct certauthz_rule_t certauthz_rule_t;
  * from p; never empty on failure): every error found, in line order, at most
  * CERTAUTHZ_MAX_ERRORS.  file names in errors point to path.  The file is
  * read in chunks, never whole: loading needs little more memory than the
- * map keeps (56 bytes a rule on LP64, its strings, its share of the index:
- * 100 to 130 MB for a million exact rules, by the length of their
- * values). */
+ * map keeps (28 bytes a rule, its strings, its share of the index: 70 to
+ * 100 MB for a million exact rules, by the length of their values). */
 apr_status_t certauthz_map_load(certauthz_map_t **map, const char *path,
                                 apr_array_header_t **errs, apr_pool_t *p);
 
@@ -86,7 +85,8 @@ typedef enum {
  *   rule: the rule that gave the identity (MAPPED) or the deny rule
  *         (DENIED); NULL when UNMAPPED.
  *   user, groups: the identity (MAPPED only); strings live in the map or,
- *         for regex rules with $N, in the pool given to resolve. */
+ *         for regex rules with $N, in the pool given to resolve, the
+ *         groups array (NULL when there are none) in that pool. */
 typedef struct {
     certauthz_outcome_e outcome;
     const certauthz_rule_t *rule;
@@ -95,8 +95,8 @@ typedef struct {
     const char *const *groups;
 } certauthz_identity_t;
 
-/* Resolve facts against map.  p is used only when a regex rule substitutes
- * captures.  A substitution that yields an empty user or group, a control
+/* Resolve facts against map.  p holds the identity's groups array and
+ * the strings a regex rule substitutes captures into.  A substitution that yields an empty user or group, a control
  * character, or a ',' inside a group name gives UNMAPPED (never a partial
  * identity), and so does an allow regex that gives up (match limits) on a
  * value before a rule matched; in both cases id->rule names that rule.
@@ -111,26 +111,35 @@ void certauthz_map_each_match(const certauthz_map_t *map,
                               const certauthz_facts_t *facts,
                               certauthz_rule_fn *fn, void *baton);
 
-/* Accessors of a rule. */
-const char *certauthz_rule_file(const certauthz_rule_t *rule);
+/* Accessors of a rule of map m (a rule is a handle into its map). */
+const char *certauthz_rule_file(const certauthz_map_t *m,
+                                const certauthz_rule_t *rule);
 unsigned certauthz_rule_line(const certauthz_rule_t *rule);
 /* "FILE:LINE" of a rule (allocated from p), "-" for NULL: the form of
  * CERTAUTHZ_RULE, audit lines, explain and lint. */
-const char *certauthz_rule_where(const certauthz_rule_t *rule, apr_pool_t *p);
+const char *certauthz_rule_where(const certauthz_map_t *m,
+                                 const certauthz_rule_t *rule, apr_pool_t *p);
 int certauthz_rule_is_deny(const certauthz_rule_t *rule);
-const certauthz_selector_t *certauthz_rule_selector(const certauthz_rule_t *r);
+/* The rule's selector: the map's own for a glob or regex, else *tmp filled
+ * (an exact one; for dn with dn_text set, not u.dn). */
+const certauthz_selector_t *certauthz_rule_selector(const certauthz_map_t *m,
+                                                    const certauthz_rule_t *r,
+                                                    certauthz_selector_t *tmp);
 /* Issuer DN of the rule's section, or NULL for rules that apply to all. */
-const certauthz_dn_t *certauthz_rule_issuer(const certauthz_rule_t *rule);
+const certauthz_dn_t *certauthz_rule_issuer(const certauthz_map_t *m,
+                                            const certauthz_rule_t *rule);
 
 /* Every rule (deny rules included) in file order: i < nrules. */
 unsigned certauthz_map_nrules(const certauthz_map_t *map);
 const certauthz_rule_t *certauthz_map_rule(const certauthz_map_t *map,
                                            unsigned i);
 /* User and groups of an allow rule as written (may hold $N); NULL / 0 for
- * a deny rule. */
-const char *certauthz_rule_user(const certauthz_rule_t *rule);
-int certauthz_rule_groups(const certauthz_rule_t *rule,
-                          const char *const **groups);
+ * a deny rule.  The groups array is allocated from p. */
+const char *certauthz_rule_user(const certauthz_map_t *m,
+                                const certauthz_rule_t *rule);
+int certauthz_rule_groups(const certauthz_map_t *m,
+                          const certauthz_rule_t *rule,
+                          const char *const **groups, apr_pool_t *p);
 
 /* The exact rule (deny or not, as deny says) with this selector type and
  * comparison key (what certauthz_selector_t.value holds), among the rules

@@ -38,8 +38,10 @@ typedef struct certauthz_selector_t {
                              * regex: source text */
     union {
         void *re;                 /* regex: pcre2_code * */
-        const certauthz_dn_t *dn; /* dn exact: the parsed DN */
+        const certauthz_dn_t *dn; /* dn exact: the parsed DN, or NULL */
     } u;
+    const char *dn_text; /* dn exact without u.dn (a map's rule): the DN's
+                            RFC 4514 text, for printing */
 } certauthz_selector_t;
 
 /* Compile "type:value" or "type~regex" (text of len bytes, already

@@ -348,7 +348,9 @@ static int regex_covers_exact(const certauthz_selector_t *a,
     int letters = 0;
 
     if (b->type == CERTAUTHZ_DN)
-        return regex_matches_text(a, certauthz_dn_text(b->u.dn));
+        return regex_matches_text(a, b->u.dn      ? certauthz_dn_text(b->u.dn)
+                                     : b->dn_text ? b->dn_text
+                                                  : "");
     if (!certauthz_type_folds_case((certauthz_type_e)b->type))
         return regex_matches_text(a, text);
     /* b->value is lower case; a certificate may spell it in any case */
@@ -421,10 +423,11 @@ static int same_scope(const certauthz_dn_t *a, const certauthz_dn_t *b)
 }
 
 /* a (earlier) applies wherever b does */
-static int scope_covers(const certauthz_rule_t *a, const certauthz_rule_t *b)
+static int scope_covers(const certauthz_map_t *m, const certauthz_rule_t *a,
+                        const certauthz_rule_t *b)
 {
-    const certauthz_dn_t *ia = certauthz_rule_issuer(a);
-    return !ia || same_scope(ia, certauthz_rule_issuer(b));
+    const certauthz_dn_t *ia = certauthz_rule_issuer(m, a);
+    return !ia || same_scope(ia, certauthz_rule_issuer(m, b));
 }
 
 static void add(apr_array_header_t *out, certauthz_lint_kind_e kind,
@@ -462,7 +465,7 @@ static void check_issuers(apr_array_header_t *out, const certauthz_map_t *map,
 
     for (unsigned i = 0; i < n; i++) {
         const certauthz_rule_t *r = certauthz_map_rule(map, i);
-        const certauthz_dn_t *dn = certauthz_rule_issuer(r);
+        const certauthz_dn_t *dn = certauthz_rule_issuer(map, r);
         int known = 0;
 
         if (!dn)
@@ -507,7 +510,9 @@ apr_status_t certauthz_lint(apr_array_header_t **warnings,
 
     for (unsigned i = 0; i < n; i++) {
         const certauthz_rule_t *r = certauthz_map_rule(map, i);
-        const certauthz_selector_t *sel = certauthz_rule_selector(r);
+        certauthz_selector_t tsel, tby;
+        const certauthz_selector_t *sel =
+            certauthz_rule_selector(map, r, &tsel);
         const certauthz_rule_t *by = NULL;
         unsigned by_index = n;
         int all = sel->kind != CERTAUTHZ_SEL_EXACT
@@ -524,7 +529,8 @@ apr_status_t certauthz_lint(apr_array_header_t **warnings,
 
         if (!stopped) {
             apr_array_header_t *pa = pats[sel->type];
-            if (sel->kind == CERTAUTHZ_SEL_EXACT && certauthz_rule_issuer(r)) {
+            if (sel->kind == CERTAUTHZ_SEL_EXACT
+                && certauthz_rule_issuer(map, r)) {
                 /* the same exact rule for every issuer, earlier */
                 unsigned gi = certauthz_map_find_exact(
                     map, NULL, 0, (certauthz_type_e)sel->type, sel->value,
@@ -538,7 +544,7 @@ apr_status_t certauthz_lint(apr_array_header_t **warnings,
                 const pattern_t *a = &APR_ARRAY_IDX(pa, k, pattern_t);
                 if (a->index >= by_index)
                     break;
-                if (!scope_covers(a->rule, r))
+                if (!scope_covers(map, a->rule, r))
                     continue;
                 if (++tests > max) {
                     stopped = 1;
@@ -550,8 +556,8 @@ apr_status_t certauthz_lint(apr_array_header_t **warnings,
                                      max, certauthz_rule_line(r)));
                     break;
                 }
-                if (covers(certauthz_rule_selector(a->rule), a->all, sel,
-                           tmp)) {
+                if (covers(certauthz_rule_selector(map, a->rule, &tby), a->all,
+                           sel, tmp)) {
                     by = a->rule;
                     by_index = a->index;
                     break;
@@ -561,15 +567,16 @@ apr_status_t certauthz_lint(apr_array_header_t **warnings,
             }
             if (by && !stopped)
                 add(out, CERTAUTHZ_LINT_SHADOWED, r, by, NULL,
-                    apr_psprintf(
-                        p,
-                        "shadowed by %s: %s, earlier and for %s, "
-                        "matches every certificate that %s matches",
-                        certauthz_rule_where(by, p),
-                        certauthz_selector_text(certauthz_rule_selector(by), p),
-                        certauthz_rule_issuer(by) ? "the same [issuer] section"
-                                                  : "every issuer",
-                        certauthz_selector_text(sel, p)));
+                    apr_psprintf(p,
+                                 "shadowed by %s: %s, earlier and for %s, "
+                                 "matches every certificate that %s matches",
+                                 certauthz_rule_where(map, by, p),
+                                 certauthz_selector_text(
+                                     certauthz_rule_selector(map, by, &tby), p),
+                                 certauthz_rule_issuer(map, by)
+                                     ? "the same [issuer] section"
+                                     : "every issuer",
+                                 certauthz_selector_text(sel, p)));
         }
 
         if (sel->kind != CERTAUTHZ_SEL_EXACT) {

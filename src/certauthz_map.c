@@ -4,14 +4,18 @@
  * facts against it (first match in file order, deny precedence, issuer
  * sections).
  *
- * Memory: loading costs little more than what the map keeps, 56 bytes a
+ * Layout: certauthz_map_int.h.  A map is flat arrays of offsets and
+ * indices, the same bytes in the process that parses a map and in a
+ * compiled image (certauthz_image.c) that any number of processes map.
+ *
+ * Memory: loading costs little more than what the map keeps, 28 bytes a
  * rule, its strings and its share of the index (maps of a million rules are
  * loaded by big sites).  The parser streams: a file is read in chunks and
- * never held whole; rules go to blocks that grow with the map (no array
- * sized by a count of lines, no copy when it grows); a selector is compiled
- * in a pool cleared after every line and only what matching needs is kept
- * (the value; for dn: a compact copy of the DN); what many rules share (a
- * groups field, the way back to the map) is kept once.
+ * never held whole; the arrays grow by realloc() (which moves large blocks
+ * by remapping their pages, not by copying them); a selector is compiled in
+ * a pool cleared after every line and only what matching needs is kept
+ * (the value; for dn: its key and its text); a groups field shared by many
+ * rules is kept once.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,55 +28,21 @@
 #include <openssl/evp.h>
 
 #include "certauthz_map.h"
+#include "certauthz_map_int.h"
 #include "certauthz_util.h"
 
-/* The groups field of allow rules, kept once for all the rules of a map
- * that have the same text, and the way from a rule back to its map.  Deny
- * rules and rules without groups share one with no names. */
-typedef struct {
-    const certauthz_map_t *map;
-    const char *const *names; /* n names and a NULL; NULL when n == 0 */
-    unsigned n;
-} groups_t;
+/* Most bytes of strings (and words of groups records) a map may hold: its
+ * offsets are 32 bits. */
+#define MAX_ARRAY 0xFFFFFF00u
 
-/* 56 bytes on LP64: a map of a million rules holds a million of these. */
-struct certauthz_rule_t {
-    certauthz_selector_t sel;
-    const char *user;       /* may hold $N when refs */
-    const groups_t *groups; /* names may hold $N when refs */
-    unsigned line : 30;     /* at most CERTAUTHZ_MAX_LINES */
-    unsigned deny : 1;
-    unsigned refs : 1;    /* user or groups use $N */
-    unsigned short scope; /* 0: every issuer; n: map->issuer_dn[n] */
-};
-
-/* Rules live in blocks of RULE_BLOCK (14 KiB), allocated as the map grows. */
-#define RULE_SHIFT 8
-#define RULE_BLOCK (1u << RULE_SHIFT)
-
-struct certauthz_map_t {
-    const char *name;
-    /* rule i: block[i / RULE_BLOCK][i % RULE_BLOCK] */
-    certauthz_rule_t **block;
-    unsigned nrules;
-    /* exact selectors: open addressing (see SLOT_BITS); the table is
-     * malloc()ed, to be freed when it grows, and freed with the map's pool */
-    uint32_t *slots;
-    uint32_t mask;
-    unsigned exact_types; /* bit t set: some exact rule of type t exists */
-    /* glob and regex rules, as rule indices in file order */
-    uint32_t *allow_pat, *deny_pat;
-    unsigned nallow_pat, ndeny_pat;
-    /* issuer sections: canonical DN key -> scope number (1..n) */
-    apr_hash_t *issuers;
-    const certauthz_dn_t **issuer_dn; /* by scope number */
-    certauthz_map_stats_t stats;
-    char sha256[65]; /* of the text parsed, lower-case hex */
-};
-
-static certauthz_rule_t *rule_at(const certauthz_map_t *m, uint32_t i)
+static const certauthz_rule_t *rule_at(const certauthz_map_t *m, uint32_t i)
 {
-    return &m->block[i >> RULE_SHIFT][i & (RULE_BLOCK - 1)];
+    return &m->rules[i];
+}
+
+static const char *str_at(const certauthz_map_t *m, uint32_t off)
+{
+    return off < m->nstr ? m->str + off : "";
 }
 
 /* ---- index of exact selectors ---------------------------------------- */
@@ -102,25 +72,29 @@ static uint32_t key_hash(unsigned scope, unsigned type, unsigned deny,
     return (uint32_t)(h ^ (h >> 32));
 }
 
-static uint32_t rule_hash(const certauthz_rule_t *r)
+static uint32_t rule_hash(const certauthz_map_t *m, const certauthz_rule_t *r)
 {
-    return key_hash(r->scope, r->sel.type, r->deny, r->sel.value, r->sel.len);
+    return key_hash(r->scope, r->type, RULE_DENY(r), m->str + r->value, r->len);
 }
 
-/* Index of the rule with this key, or UINT32_MAX. */
+/* Index of the rule with this key, or UINT32_MAX.  The rule's key is
+ * bounds-checked: an image's arrays are not trusted further than that. */
 static uint32_t index_find(const certauthz_map_t *m, unsigned scope,
                            unsigned type, unsigned deny, const char *key,
                            apr_size_t len)
 {
     uint32_t h = key_hash(scope, type, deny, key, len);
-    uint32_t i = h & m->mask, s;
+    uint32_t i = h & m->mask, s, probes = 0;
 
-    while ((s = m->slots[i])) {
-        if (SLOT_TAG(s) == SLOT_TAG(h)) {
-            const certauthz_rule_t *r = rule_at(m, SLOT_INDEX(s) - 1);
-            if (r->scope == scope && r->sel.type == type && r->deny == deny
-                && r->sel.len == len && !memcmp(r->sel.value, key, len))
-                return SLOT_INDEX(s) - 1;
+    while ((s = m->slots[i]) && probes++ <= m->mask) {
+        uint32_t idx = SLOT_INDEX(s) - 1;
+        if (SLOT_TAG(s) == SLOT_TAG(h) && idx < m->nrules) {
+            const certauthz_rule_t *r = rule_at(m, idx);
+            if (r->scope == scope && r->type == type && RULE_DENY(r) == deny
+                && r->len == len && r->len <= m->nstr
+                && r->value <= m->nstr - r->len
+                && !memcmp(m->str + r->value, key, len))
+                return idx;
         }
         i = (i + 1) & m->mask;
     }
@@ -144,28 +118,55 @@ static uint32_t *index_build(const certauthz_map_t *m, apr_size_t nslots)
     if (slots)
         for (uint32_t i = 0; i < m->nrules; i++) {
             const certauthz_rule_t *r = rule_at(m, i);
-            if (r->sel.kind == CERTAUTHZ_SEL_EXACT)
-                slot_put(slots, (uint32_t)(nslots - 1), rule_hash(r), i);
+            if (r->kind == CERTAUTHZ_SEL_EXACT)
+                slot_put(slots, (uint32_t)(nslots - 1), rule_hash(m, r), i);
         }
     return slots;
 }
 
-static apr_status_t index_cleanup(void *data)
+/* The arrays of a parsed map are malloc()ed: freed with the map's pool. */
+static apr_status_t arrays_cleanup(void *data)
 {
     certauthz_map_t *m = data;
     free(m->slots);
-    m->slots = NULL;
+    free(m->rules);
+    free(m->str);
+    free(m->grp);
+    free(m->apat);
+    free(m->dpat);
+    free(m->issuers);
+    m->slots = m->grp = m->apat = m->dpat = NULL;
+    m->rules = NULL;
+    m->str = NULL;
+    m->issuers = NULL;
     return APR_SUCCESS;
 }
 
+/* Room for n more elements of size in *arr (holding *have, with room for
+ * *cap); 0 when out of memory or past MAX_ARRAY bytes. */
+static int grow(void *arr, uint32_t have, uint32_t *cap, apr_size_t n,
+                apr_size_t size)
+{
+    void **pa = arr;
+    apr_size_t want = (apr_size_t)have + n, c = *cap;
+    void *na;
+
+    if (want <= c)
+        return 1;
+    if (want * size > MAX_ARRAY)
+        return 0;
+    while (c < want)
+        c = c ? 2 * c : 64;
+    if (c * size > MAX_ARRAY)
+        c = MAX_ARRAY / size;
+    if (!(na = realloc(*pa, c * size)))
+        return 0;
+    *pa = na;
+    *cap = (uint32_t)c;
+    return 1;
+}
+
 /* ---- parser ------------------------------------------------------------ */
-
-typedef struct {
-    const char *s;
-    apr_size_t len;
-} field_t;
-
-#define MAX_FIELDS 8
 
 typedef struct {
     certauthz_map_t *m;
@@ -173,12 +174,11 @@ typedef struct {
     apr_pool_t *scratch; /* parse-time only */
     apr_pool_t *line_p;  /* what one line needs while it is parsed */
     apr_array_header_t *errs;
-    apr_hash_t *groups_seen;  /* groups field text -> groups_t */
-    const groups_t *nogroups; /* of deny rules and rules without groups */
-    apr_array_header_t *issuer_dns;
-    apr_array_header_t *allow_pat, *deny_pat;
-    unsigned nblocks; /* room in m->block */
-    unsigned nexact;  /* exact rules in the index */
+    apr_hash_t *groups_seen;       /* groups field text -> uint32_t record */
+    apr_array_header_t *issuer_dn; /* const certauthz_dn_t *, by scope */
+    apr_array_header_t *psel;      /* certauthz_selector_t, by pattern */
+    uint32_t cap_rules, cap_str, cap_grp, cap_apat, cap_dpat, cap_iss;
+    unsigned nexact; /* exact rules in the index */
     unsigned scope;
     unsigned line; /* lines seen, the current one included */
     int started;   /* past a byte order mark, if any */
@@ -203,6 +203,39 @@ static void add_error(parse_t *ps, const char *reason)
 {
     push_error(ps->errs, ps->m->name, ps->line, reason);
 }
+
+/* A map too big for 32-bit offsets, or no memory: reported once, on the
+ * line that did not fit, and the parse stops there. */
+static void too_big(parse_t *ps)
+{
+    add_error(ps, "out of memory (or the map is larger than 4 GiB)");
+    ps->stop = 1;
+}
+
+/* Copy s[0..len) and a NUL to the strings; its offset, or 0 (with an error)
+ * when it does not fit. */
+static uint32_t str_add(parse_t *ps, const char *s, apr_size_t len)
+{
+    certauthz_map_t *m = ps->m;
+    uint32_t off = m->nstr;
+
+    if (!grow(&m->str, m->nstr, &ps->cap_str, len + 1, 1)) {
+        too_big(ps);
+        return 0;
+    }
+    memcpy(m->str + off, s, len);
+    m->str[off + len] = '\0';
+    m->nstr += (uint32_t)len + 1;
+    return off;
+}
+
+typedef struct {
+    const char *s;
+    apr_size_t len;
+} field_t;
+
+#define MAX_FIELDS 8
+
 /* Copy the quoted string that starts at line[*i] (a '"') to *o, undoing
  * \" and \\ (any other backslash is kept).  Leaves *i after the closing
  * quote; 0 when the line ends first. */
@@ -268,28 +301,28 @@ static int has_control(const char *s, apr_size_t len)
     return 0;
 }
 
-/* Check the $N references of a user or group template. */
-static int check_refs(parse_t *ps, const certauthz_rule_t *r, const char *s,
-                      apr_size_t len, const char *what)
+/* Check the $N references of a user or group template against sel. */
+static int check_refs(parse_t *ps, const certauthz_selector_t *sel,
+                      const char *s, apr_size_t len, const char *what)
 {
     int found = 0;
     for (apr_size_t i = 0; i + 1 < len; i++) {
         if (s[i] != '$' || s[i + 1] < '0' || s[i + 1] > '9')
             continue;
         unsigned n = (unsigned)(s[i + 1] - '0');
-        if (r->sel.kind != CERTAUTHZ_SEL_REGEX) {
+        if (sel->kind != CERTAUTHZ_SEL_REGEX) {
             add_error(ps, apr_psprintf(ps->scratch,
                                        "$%u in %s but the "
                                        "selector is not a regex",
                                        n, what));
             return -1;
         }
-        if (n > r->sel.ngroups) {
+        if (n > sel->ngroups) {
             add_error(ps, apr_psprintf(ps->scratch,
                                        "$%u in %s but the regex "
                                        "has %u capture group%s",
-                                       n, what, r->sel.ngroups,
-                                       r->sel.ngroups == 1 ? "" : "s"));
+                                       n, what, sel->ngroups,
+                                       sel->ngroups == 1 ? "" : "s"));
             return -1;
         }
         found = 1;
@@ -298,22 +331,24 @@ static int check_refs(parse_t *ps, const certauthz_rule_t *r, const char *s,
     return found;
 }
 
-/* Split "a,b,c" (spaces around names ignored) into a groups_t, kept once
- * for every rule with the same field text. */
-static int parse_groups(parse_t *ps, certauthz_rule_t *r, const field_t *f)
+/* Split "a,b,c" (spaces around names ignored) into a groups record, kept
+ * once for every rule with the same field text: *rec its offset.  Returns
+ * whether a name uses $N, or -1 on error. */
+static int parse_groups(parse_t *ps, const certauthz_selector_t *sel,
+                        const field_t *f, uint32_t *rec)
 {
-    const groups_t *seen = apr_hash_get(ps->groups_seen, f->s, f->len);
+    certauthz_map_t *m = ps->m;
+    const uint32_t *seen = apr_hash_get(ps->groups_seen, f->s, f->len);
     apr_array_header_t *arr;
-    groups_t *g;
-    const char **names;
     apr_size_t i = 0;
+    uint32_t *kept;
     int refs = 0;
 
     if (seen) {
-        r->groups = seen;
-        for (unsigned k = 0; k < seen->n; k++) {
-            int c = check_refs(ps, r, seen->names[k], strlen(seen->names[k]),
-                               "groups");
+        *rec = *seen;
+        for (uint32_t k = 0; k < m->grp[*seen]; k++) {
+            const char *name = m->str + m->grp[*seen + 1 + k];
+            int c = check_refs(ps, sel, name, strlen(name), "groups");
             if (c < 0)
                 return -1;
             refs |= c;
@@ -339,7 +374,7 @@ static int parse_groups(parse_t *ps, certauthz_rule_t *r, const field_t *f)
             add_error(ps, "control character in group name");
             return -1;
         }
-        int c = check_refs(ps, r, f->s + start, end - start, "groups");
+        int c = check_refs(ps, sel, f->s + start, end - start, "groups");
         if (c < 0)
             return -1;
         refs |= c;
@@ -351,25 +386,30 @@ static int parse_groups(parse_t *ps, certauthz_rule_t *r, const field_t *f)
         add_error(ps, "too many groups");
         return -1;
     }
-    g = apr_palloc(ps->p,
-                   sizeof(*g) + sizeof(char *) * ((apr_size_t)arr->nelts + 1));
-    names = (const char **)(g + 1);
+    if (!grow(&m->grp, m->ngrp, &ps->cap_grp, (apr_size_t)arr->nelts + 1,
+              sizeof(uint32_t))) {
+        too_big(ps);
+        return -1;
+    }
+    *rec = m->ngrp;
+    m->grp[m->ngrp++] = (uint32_t)arr->nelts;
     for (int k = 0; k < arr->nelts; k++) {
         const field_t *name = &APR_ARRAY_IDX(arr, k, field_t);
-        names[k] = apr_pstrmemdup(ps->p, name->s, name->len);
+        uint32_t off = str_add(ps, name->s, name->len);
+        if (!off)
+            return -1;
+        m->grp[m->ngrp++] = off;
     }
-    names[arr->nelts] = NULL;
-    g->map = ps->m;
-    g->names = names;
-    g->n = (unsigned)arr->nelts;
+    kept = apr_palloc(ps->scratch, sizeof(*kept));
+    *kept = *rec;
     apr_hash_set(ps->groups_seen, apr_pstrmemdup(ps->scratch, f->s, f->len),
-                 f->len, g);
-    r->groups = g;
+                 f->len, kept);
     return refs;
 }
 
 static void parse_section(parse_t *ps, const char *line, apr_size_t len)
 {
+    certauthz_map_t *m = ps->m;
     apr_size_t i = 1;
     const char *bad = "bad section header: expected [issuer \"DN\"] or "
                       "[any-issuer]";
@@ -388,10 +428,9 @@ static void parse_section(parse_t *ps, const char *line, apr_size_t len)
     else if (len - i >= 6 && !memcmp(line + i, "issuer", 6)) {
         char *dntext = ps->buf, *o = ps->buf;
         certauthz_dn_t *dn;
-        const char *why;
-        unsigned *scope;
+        const char *why, *key, *text;
+        const uint32_t *scope;
         apr_size_t klen;
-        const char *key;
 
         i += 6;
         SKIP_WS();
@@ -414,19 +453,33 @@ static void parse_section(parse_t *ps, const char *line, apr_size_t len)
             return;
         }
         key = certauthz_dn_issuer_key(dn, &klen);
-        scope = apr_hash_get(ps->m->issuers, key, klen);
+        scope = apr_hash_get(m->issuer_scope, key, klen);
         if (!scope) {
             const certauthz_dn_t *kept;
-            if (ps->issuer_dns->nelts >= 65535) {
+            certauthz_issuer_ent_t *e;
+            uint32_t *ns;
+            if (m->nissuers > 65535) {
                 add_error(ps, "too many issuer sections");
+                return;
+            }
+            if (!grow(&m->issuers, m->nissuers, &ps->cap_iss, 1,
+                      sizeof(*m->issuers))) {
+                too_big(ps);
                 return;
             }
             kept = certauthz_dn_copy(dn, ps->p);
             key = certauthz_dn_issuer_key(kept, &klen);
-            *(const certauthz_dn_t **)apr_array_push(ps->issuer_dns) = kept;
-            scope = apr_palloc(ps->p, sizeof(*scope));
-            *scope = (unsigned)ps->issuer_dns->nelts - 1;
-            apr_hash_set(ps->m->issuers, key, klen, scope);
+            text = certauthz_dn_text(kept);
+            e = &m->issuers[m->nissuers];
+            if (!(e->key = str_add(ps, key, klen))
+                || !(e->text = str_add(ps, text, strlen(text))))
+                return;
+            e->klen = (uint32_t)klen;
+            *(const certauthz_dn_t **)apr_array_push(ps->issuer_dn) = kept;
+            ns = apr_palloc(ps->p, sizeof(*ns));
+            *ns = m->nissuers++;
+            apr_hash_set(m->issuer_scope, key, klen, ns);
+            scope = ns;
         }
         ps->scope = *scope;
     }
@@ -444,8 +497,8 @@ bad:
 }
 
 /* Compile the selector of a rule.  A regex is compiled in the map's pool,
- * which its code lives and dies with; any other selector in the line pool,
- * and keep_selector() copies what the map keeps of it. */
+ * which its code lives and dies with; any other selector in the line pool
+ * (the map keeps its key in the strings). */
 static int parse_selector(parse_t *ps, certauthz_selector_t *sel,
                           const char *text, apr_size_t len)
 {
@@ -473,39 +526,16 @@ static int parse_selector(parse_t *ps, certauthz_selector_t *sel,
     return 1;
 }
 
-/* Move what the map keeps of a selector out of the line pool. */
-static void keep_selector(parse_t *ps, certauthz_selector_t *sel)
-{
-    if (sel->kind == CERTAUTHZ_SEL_REGEX)
-        return;
-    if (sel->type == CERTAUTHZ_DN && sel->kind == CERTAUTHZ_SEL_EXACT) {
-        /* the value of an exact dn selector is the key of its DN */
-        sel->u.dn = certauthz_dn_copy(sel->u.dn, ps->p);
-        sel->value = certauthz_dn_key(sel->u.dn, &sel->len);
-    }
-    else {
-        sel->value = apr_pstrmemdup(ps->p, sel->value, sel->len);
-    }
-}
-
-/* Append a rule to the map; its index. */
+/* Append a rule to the map; its index, or UINT32_MAX when out of room. */
 static uint32_t rule_add(parse_t *ps, const certauthz_rule_t *r)
 {
     certauthz_map_t *m = ps->m;
-    unsigned b = m->nrules >> RULE_SHIFT;
 
-    if (!(m->nrules & (RULE_BLOCK - 1))) {
-        if (b == ps->nblocks) {
-            unsigned n = b ? 2 * b : 4;
-            certauthz_rule_t **t = apr_palloc(ps->p, n * sizeof(*t));
-            if (b)
-                memcpy(t, m->block, b * sizeof(*t));
-            m->block = t;
-            ps->nblocks = n;
-        }
-        m->block[b] = apr_palloc(ps->p, RULE_BLOCK * sizeof(**m->block));
+    if (!grow(&m->rules, m->nrules, &ps->cap_rules, 1, sizeof(*r))) {
+        too_big(ps);
+        return UINT32_MAX;
     }
-    *rule_at(m, m->nrules) = *r;
+    m->rules[m->nrules] = *r;
     return m->nrules++;
 }
 
@@ -520,7 +550,7 @@ static int index_reserve(parse_t *ps)
     if (2 * ((apr_size_t)ps->nexact + 1) <= nslots)
         return 1;
     if (!(slots = index_build(m, 2 * nslots))) {
-        add_error(ps, "out of memory");
+        too_big(ps);
         return 0;
     }
     free(m->slots);
@@ -529,16 +559,31 @@ static int index_reserve(parse_t *ps)
     return 1;
 }
 
+/* The key of an exact selector and (for dn) the DN's text, to the strings. */
+static int keep_key(parse_t *ps, certauthz_rule_t *r,
+                    const certauthz_selector_t *sel)
+{
+    if (!(r->value = str_add(ps, sel->value, sel->len)))
+        return 0;
+    r->len = (uint32_t)sel->len;
+    if (sel->type == CERTAUTHZ_DN && sel->kind == CERTAUTHZ_SEL_EXACT) {
+        const char *text = certauthz_dn_text(sel->u.dn);
+        if (!(r->aux = str_add(ps, text, strlen(text))))
+            return 0;
+    }
+    return 1;
+}
+
 static void parse_rule(parse_t *ps, const field_t *f, int n)
 {
     certauthz_map_t *m = ps->m;
+    certauthz_selector_t sel;
     certauthz_rule_t r;
     int deny = f[0].len == 4 && !memcmp(f[0].s, "deny", 4);
     int refs = 0;
     uint32_t idx;
 
     memset(&r, 0, sizeof(r));
-    r.groups = ps->nogroups;
     if (deny) {
         if (n < 2) {
             add_error(ps, "deny needs a selector");
@@ -551,11 +596,12 @@ static void parse_rule(parse_t *ps, const field_t *f, int n)
         f++;
         n--;
     }
-    if (!parse_selector(ps, &r.sel, f[0].s, f[0].len))
+    if (!parse_selector(ps, &sel, f[0].s, f[0].len))
         return;
-    r.deny = deny;
-    r.scope = (unsigned short)ps->scope;
-    r.line = ps->line;
+    r.type = sel.type;
+    r.kind = sel.kind;
+    r.scope = (uint16_t)ps->scope;
+    r.flags = ps->line | (deny ? 1u << 30 : 0);
     if (!deny) {
         if (n < 2) {
             add_error(ps, "missing user");
@@ -574,52 +620,65 @@ static void parse_rule(parse_t *ps, const field_t *f, int n)
             add_error(ps, "control character in user");
             return;
         }
-        if ((refs = check_refs(ps, &r, f[1].s, f[1].len, "user")) < 0)
+        if ((refs = check_refs(ps, &sel, f[1].s, f[1].len, "user")) < 0)
             return;
         if (n == 3) {
-            int g = parse_groups(ps, &r, &f[2]);
+            int g = parse_groups(ps, &sel, &f[2], &r.groups);
             if (g < 0)
                 return;
             refs |= g;
         }
-        r.refs = refs != 0;
-        r.user = apr_pstrmemdup(ps->p, f[1].s, f[1].len);
+        if (refs)
+            r.flags |= 1u << 31;
     }
-    if (r.sel.kind == CERTAUTHZ_SEL_EXACT) {
+    if (sel.kind == CERTAUTHZ_SEL_EXACT) {
         uint32_t prev =
-            index_find(m, r.scope, r.sel.type, r.deny, r.sel.value, r.sel.len);
+            index_find(m, r.scope, sel.type, deny != 0, sel.value, sel.len);
         if (prev != UINT32_MAX) {
             add_error(
                 ps, apr_psprintf(ps->scratch,
                                  "duplicate selector %s "
                                  "(first at line %u)",
-                                 certauthz_log_escape(certauthz_selector_text(
-                                                          &r.sel, ps->scratch),
-                                                      ps->scratch),
-                                 (unsigned)rule_at(m, prev)->line));
+                                 certauthz_log_escape(
+                                     certauthz_selector_text(&sel, ps->scratch),
+                                     ps->scratch),
+                                 (unsigned)RULE_LINE(rule_at(m, prev))));
             return;
         }
-        if (!index_reserve(ps))
+    }
+    /* every check passed: keep it */
+    if (!deny && !(r.user = str_add(ps, f[1].s, f[1].len)))
+        return;
+    if (!keep_key(ps, &r, &sel))
+        return;
+    if (sel.kind == CERTAUTHZ_SEL_EXACT) {
+        if (!index_reserve(ps) || (idx = rule_add(ps, &r)) == UINT32_MAX)
             return;
-        keep_selector(ps, &r.sel);
-        idx = rule_add(ps, &r);
-        slot_put(m->slots, m->mask, rule_hash(&r), idx);
+        slot_put(m->slots, m->mask, rule_hash(m, &r), idx);
         ps->nexact++;
-        m->exact_types |= 1u << r.sel.type;
+        m->exact_types |= 1u << sel.type;
         if (deny)
             m->stats.deny++;
         else {
-            m->stats.exact[r.sel.type]++;
+            m->stats.exact[sel.type]++;
             m->stats.exact_all++;
         }
     }
     else {
-        keep_selector(ps, &r.sel);
-        idx = rule_add(ps, &r);
-        *(uint32_t *)apr_array_push(deny ? ps->deny_pat : ps->allow_pat) = idx;
+        uint32_t **list = deny ? &m->dpat : &m->apat;
+        uint32_t *nlist = deny ? &m->ndpat : &m->napat;
+        r.aux = m->napat + m->ndpat;
+        if (!grow(list, *nlist, deny ? &ps->cap_dpat : &ps->cap_apat, 1,
+                  sizeof(uint32_t))
+            || (idx = rule_add(ps, &r)) == UINT32_MAX) {
+            too_big(ps);
+            return;
+        }
+        (*list)[(*nlist)++] = idx;
+        *(certauthz_selector_t *)apr_array_push(ps->psel) = sel;
         if (deny)
             m->stats.deny++;
-        else if (r.sel.kind == CERTAUTHZ_SEL_GLOB)
+        else if (sel.kind == CERTAUTHZ_SEL_GLOB)
             m->stats.globs++;
         else
             m->stats.regexes++;
@@ -730,7 +789,6 @@ static apr_status_t parse_begin(parse_t *ps, const char *name,
                                 apr_array_header_t *errs, apr_pool_t *p)
 {
     certauthz_map_t *m;
-    groups_t *none;
     apr_status_t rv;
 
     memset(ps, 0, sizeof(*ps));
@@ -742,25 +800,30 @@ static apr_status_t parse_begin(parse_t *ps, const char *name,
     m = apr_pcalloc(p, sizeof(*m));
     m->name = apr_pstrdup(p, name);
     m->mask = 15;
-    if (!(m->slots = calloc(m->mask + 1, sizeof(uint32_t)))) {
+    apr_pool_cleanup_register(p, m, arrays_cleanup, apr_pool_cleanup_null);
+    ps->m = m;
+    ps->p = p;
+    ps->errs = errs;
+    /* str[0] is "", grp[0] the empty record, issuers[0] unused */
+    if (!(m->slots = calloc(m->mask + 1, sizeof(uint32_t)))
+        || !grow(&m->str, 0, &ps->cap_str, 1, 1)
+        || !grow(&m->grp, 0, &ps->cap_grp, 1, sizeof(uint32_t))
+        || !grow(&m->issuers, 0, &ps->cap_iss, 1, sizeof(*m->issuers))) {
         push_error(errs, name, 0, "out of memory");
         apr_pool_destroy(ps->scratch);
         return APR_ENOMEM;
     }
-    apr_pool_cleanup_register(p, m, index_cleanup, apr_pool_cleanup_null);
-    m->issuers = apr_hash_make(p);
-    none = apr_pcalloc(p, sizeof(*none));
-    none->map = m;
-
-    ps->m = m;
-    ps->p = p;
-    ps->errs = errs;
+    m->str[0] = '\0';
+    m->nstr = 1;
+    m->grp[0] = 0;
+    m->ngrp = 1;
+    memset(m->issuers, 0, sizeof(*m->issuers));
+    m->nissuers = 1;
+    m->issuer_scope = apr_hash_make(p);
     ps->groups_seen = apr_hash_make(ps->scratch);
-    ps->nogroups = none;
-    ps->issuer_dns = apr_array_make(p, 4, sizeof(const certauthz_dn_t *));
-    *(const certauthz_dn_t **)apr_array_push(ps->issuer_dns) = NULL;
-    ps->allow_pat = apr_array_make(ps->scratch, 16, sizeof(uint32_t));
-    ps->deny_pat = apr_array_make(ps->scratch, 16, sizeof(uint32_t));
+    ps->issuer_dn = apr_array_make(p, 4, sizeof(const certauthz_dn_t *));
+    *(const certauthz_dn_t **)apr_array_push(ps->issuer_dn) = NULL;
+    ps->psel = apr_array_make(p, 16, sizeof(certauthz_selector_t));
     ps->buf = apr_palloc(ps->scratch, CERTAUTHZ_MAX_LINE + 1);
     return APR_SUCCESS;
 }
@@ -783,32 +846,28 @@ static void set_sha256(certauthz_map_t *m, EVP_MD_CTX *md)
     m->sha256[64] = '\0';
 }
 
-/* The rule indices collected in a scratch array, copied to the map. */
-static uint32_t *index_copy(const apr_array_header_t *a, apr_pool_t *p)
-{
-    uint32_t *d = apr_palloc(p, sizeof(uint32_t) * ((apr_size_t)a->nelts + 1));
-    memcpy(d, a->elts, sizeof(uint32_t) * (apr_size_t)a->nelts);
-    return d;
-}
-
-/* Finish a parse: the map, or nothing when any error was found (the
- * index is freed at once, the rest stays in the pool). */
+/* Finish a parse: the map, or nothing when any error was found (its
+ * arrays are freed at once, the rest stays in the pool). */
 static apr_status_t parse_end(parse_t *ps, certauthz_map_t **pmap)
 {
     certauthz_map_t *m = ps->m;
+    const char *why;
 
     if (ps->errs->nelts) {
-        apr_pool_cleanup_run(ps->p, m, index_cleanup);
+        apr_pool_cleanup_run(ps->p, m, arrays_cleanup);
         apr_pool_destroy(ps->scratch);
         return CERTAUTHZ_EBADINPUT;
     }
-    m->allow_pat = index_copy(ps->allow_pat, ps->p);
-    m->nallow_pat = (unsigned)ps->allow_pat->nelts;
-    m->deny_pat = index_copy(ps->deny_pat, ps->p);
-    m->ndeny_pat = (unsigned)ps->deny_pat->nelts;
-    m->issuer_dn = (const certauthz_dn_t **)ps->issuer_dns->elts;
-    m->stats.sections = (unsigned)ps->issuer_dns->nelts - 1;
+    m->psel = (certauthz_selector_t *)ps->psel->elts;
+    m->issuer_dn = (const certauthz_dn_t **)ps->issuer_dn->elts;
+    m->stats.sections = m->nissuers - 1;
     apr_pool_destroy(ps->scratch);
+    if (certauthz_map_finish(m, &why, ps->p) != APR_SUCCESS) {
+        /* not reached: what the parser built holds together */
+        push_error(ps->errs, m->name, 0, why);
+        apr_pool_cleanup_run(ps->p, m, arrays_cleanup);
+        return CERTAUTHZ_EBADINPUT;
+    }
     *pmap = m;
     return APR_SUCCESS;
 }
@@ -922,6 +981,103 @@ apr_status_t certauthz_map_load(certauthz_map_t **pmap, const char *path,
     return rv;
 }
 
+/* ---- this process's part of a map --------------------------------------- */
+
+const certauthz_selector_t *certauthz_map_rule_sel(const certauthz_map_t *m,
+                                                   const certauthz_rule_t *r,
+                                                   certauthz_selector_t *tmp)
+{
+    if (r->kind != CERTAUTHZ_SEL_EXACT && r->aux < m->napat + m->ndpat)
+        return &m->psel[r->aux];
+    memset(tmp, 0, sizeof(*tmp));
+    tmp->type = r->type;
+    tmp->kind = CERTAUTHZ_SEL_EXACT;
+    tmp->len = r->len <= m->nstr && r->value <= m->nstr - r->len ? r->len : 0;
+    tmp->value = tmp->len ? m->str + r->value : "";
+    if (r->type == CERTAUTHZ_DN && r->aux && r->aux < m->nstr)
+        tmp->dn_text = m->str + r->aux;
+    return tmp;
+}
+
+/* A string of the map at off: in range and terminated (str ends in NUL). */
+static int str_ok(const certauthz_map_t *m, uint32_t off)
+{
+    return off < m->nstr;
+}
+
+apr_status_t certauthz_map_finish(certauthz_map_t *m, const char **why,
+                                  apr_pool_t *p)
+{
+    int compile = m->psel == NULL; /* an image: nothing compiled yet */
+
+    if (!m->nstr || m->str[m->nstr - 1] || !m->ngrp || !m->nissuers
+        || m->mask == 0 || (m->mask & (m->mask + 1))) {
+        *why = "arrays do not hold together";
+        return CERTAUTHZ_EBADINPUT;
+    }
+    /* the pattern selectors */
+    if (compile)
+        m->psel = apr_pcalloc(p, sizeof(*m->psel)
+                                     * ((apr_size_t)m->napat + m->ndpat + 1));
+    for (uint32_t k = 0; k < m->napat + m->ndpat; k++) {
+        uint32_t idx = k < m->napat ? m->apat[k] : m->dpat[k - m->napat];
+        const certauthz_rule_t *r;
+        certauthz_selector_t *sel;
+        if (idx >= m->nrules
+            || (r = rule_at(m, idx))->aux >= m->napat + m->ndpat
+            || r->kind == CERTAUTHZ_SEL_EXACT || r->type >= CERTAUTHZ_NTYPES
+            || RULE_DENY(r) != (k >= m->napat) || !str_ok(m, r->value)
+            || r->len > m->nstr - r->value) {
+            *why = "a pattern rule out of place";
+            return CERTAUTHZ_EBADINPUT;
+        }
+        sel = &m->psel[r->aux];
+        if (r->kind == CERTAUTHZ_SEL_GLOB) {
+            memset(sel, 0, sizeof(*sel));
+            sel->type = r->type;
+            sel->kind = CERTAUTHZ_SEL_GLOB;
+            sel->value = m->str + r->value;
+            sel->len = r->len;
+        }
+        else if (compile) {
+            const char *text = apr_pstrcat(p, certauthz_type_name(r->type), "~",
+                                           m->str + r->value, NULL);
+            if (certauthz_selector_parse(sel, text, strlen(text), why, p)
+                    != APR_SUCCESS
+                || sel->kind != CERTAUTHZ_SEL_REGEX) {
+                *why =
+                    apr_psprintf(p, "a regex that does not compile: %s", *why);
+                return CERTAUTHZ_EBADINPUT;
+            }
+        }
+    }
+    /* the issuer sections */
+    if (compile) {
+        const certauthz_dn_t **dns =
+            apr_pcalloc(p, sizeof(*dns) * (apr_size_t)m->nissuers);
+        m->issuer_scope = apr_hash_make(p);
+        for (uint32_t s = 1; s < m->nissuers; s++) {
+            const certauthz_issuer_ent_t *e = &m->issuers[s];
+            certauthz_dn_t *dn;
+            const char *reason;
+            uint32_t *ns = apr_palloc(p, sizeof(*ns));
+            if (!str_ok(m, e->key) || e->klen > m->nstr - e->key
+                || !str_ok(m, e->text)
+                || certauthz_dn_parse(&dn, m->str + e->text,
+                                      strlen(m->str + e->text), &reason, p)
+                       != APR_SUCCESS) {
+                *why = "an issuer section out of place";
+                return CERTAUTHZ_EBADINPUT;
+            }
+            dns[s] = dn;
+            *ns = s;
+            apr_hash_set(m->issuer_scope, m->str + e->key, e->klen, ns);
+        }
+        m->issuer_dn = dns;
+    }
+    return APR_SUCCESS;
+}
+
 /* ---- resolution ------------------------------------------------------- */
 
 void certauthz_map_stats(const certauthz_map_t *m, certauthz_map_stats_t *st)
@@ -954,12 +1110,12 @@ static unsigned issuer_scope(const certauthz_map_t *m,
 {
     apr_size_t klen;
     const char *key;
-    const unsigned *scope;
+    const uint32_t *scope;
 
-    if (!f->issuer || !m->stats.sections)
+    if (!f->issuer || m->nissuers < 2)
         return 0;
     key = certauthz_dn_issuer_key(f->issuer, &klen);
-    scope = apr_hash_get(m->issuers, key, klen);
+    scope = apr_hash_get(m->issuer_scope, key, klen);
     return scope ? *scope : 0;
 }
 
@@ -1031,13 +1187,39 @@ static int in_scope(const certauthz_rule_t *r, unsigned scope)
     return r->scope == 0 || r->scope == scope;
 }
 
+/* The names of a groups record (from p), NULL-terminated; n set.  An
+ * out-of-range record gives none. */
+static const char **group_names(const certauthz_map_t *m, uint32_t rec, int *n,
+                                apr_pool_t *p)
+{
+    uint32_t k, count = rec < m->ngrp ? m->grp[rec] : 0;
+    const char **g;
+
+    if (count > m->ngrp - rec - 1)
+        count = 0;
+    g = apr_palloc(p, sizeof(char *) * ((apr_size_t)count + 1));
+    for (k = 0; k < count; k++)
+        g[k] = str_at(m, m->grp[rec + 1 + k]);
+    g[count] = NULL;
+    *n = (int)count;
+    return g;
+}
+
+static const certauthz_selector_t *pat_sel(const certauthz_map_t *m,
+                                           const certauthz_rule_t *r)
+{
+    return &m->psel[r->aux < m->napat + m->ndpat ? r->aux : 0];
+}
+
 void certauthz_map_resolve(certauthz_identity_t *id, const certauthz_map_t *m,
                            const certauthz_facts_t *f, apr_pool_t *p)
 {
     unsigned scope = issuer_scope(m, f);
-    uint32_t best, i;
+    uint32_t best, k;
     certauthz_captures_t caps;
     const certauthz_rule_t *r;
+    const char **g;
+    int ng;
 
     memset(id, 0, sizeof(*id));
 
@@ -1048,9 +1230,10 @@ void certauthz_map_resolve(certauthz_identity_t *id, const certauthz_map_t *m,
         id->rule = rule_at(m, best);
         return;
     }
-    for (i = 0; i < m->ndeny_pat; i++) {
-        r = rule_at(m, m->deny_pat[i]);
-        if (in_scope(r, scope) && certauthz_selector_match(&r->sel, f, NULL)) {
+    for (k = 0; k < m->ndpat; k++) {
+        r = rule_at(m, m->dpat[k]);
+        if (in_scope(r, scope)
+            && certauthz_selector_match(pat_sel(m, r), f, NULL)) {
             id->outcome = CERTAUTHZ_DENIED;
             id->rule = r;
             return;
@@ -1060,12 +1243,12 @@ void certauthz_map_resolve(certauthz_identity_t *id, const certauthz_map_t *m,
     /* first allow rule in file order, exact or pattern */
     best = exact_first(m, f, scope, 0);
     caps.n = 0;
-    for (i = 0; i < m->nallow_pat && m->allow_pat[i] < best; i++) {
+    for (k = 0; k < m->napat && m->apat[k] < best; k++) {
         int hit;
-        r = rule_at(m, m->allow_pat[i]);
+        r = rule_at(m, m->apat[k]);
         if (!in_scope(r, scope))
             continue;
-        hit = certauthz_selector_match(&r->sel, f, &caps);
+        hit = certauthz_selector_match(pat_sel(m, r), f, &caps);
         if (hit < 0) {
             /* the regex gave up on a hostile value: no identity, rather
              * than whatever a later, broader rule would give */
@@ -1073,7 +1256,7 @@ void certauthz_map_resolve(certauthz_identity_t *id, const certauthz_map_t *m,
             return;
         }
         if (hit == 1) {
-            best = m->allow_pat[i];
+            best = m->apat[k];
             break;
         }
     }
@@ -1081,19 +1264,19 @@ void certauthz_map_resolve(certauthz_identity_t *id, const certauthz_map_t *m,
         return;
     r = rule_at(m, best);
     id->rule = r;
-    id->user = r->user;
-    id->ngroups = (int)r->groups->n;
-    id->groups = r->groups->names;
-    if (r->refs) {
-        const char **g = apr_palloc(p, sizeof(char *) * (r->groups->n + 1u));
-        if (!(id->user = substitute(r->user, &caps, 0, p)))
+    g = group_names(m, r->groups, &ng, p);
+    id->user = str_at(m, r->user);
+    id->ngroups = ng;
+    id->groups = ng ? g : NULL;
+    if (RULE_REFS(r)) {
+        if (!(id->user = substitute(id->user, &caps, 0, p)))
             goto unusable;
-        for (unsigned k = 0; k < r->groups->n; k++)
-            if (!(g[k] = substitute(r->groups->names[k], &caps, 1, p)))
+        for (int i = 0; i < ng; i++)
+            if (!(g[i] = substitute(g[i], &caps, 1, p)))
                 goto unusable;
-        g[r->groups->n] = NULL;
-        id->groups = g;
     }
+    if (!*id->user)
+        goto unusable; /* not in a map the parser made */
     id->outcome = CERTAUTHZ_MAPPED;
     return;
 unusable:
@@ -1108,14 +1291,16 @@ void certauthz_map_each_match(const certauthz_map_t *m,
 {
     unsigned scope = issuer_scope(m, f);
 
-    for (unsigned i = 0; i < m->nrules; i++) {
+    for (uint32_t i = 0; i < m->nrules; i++) {
         const certauthz_rule_t *r = rule_at(m, i);
+        certauthz_selector_t tmp;
         int hit;
         if (!in_scope(r, scope))
             continue;
         /* as in resolve: a regex that gave up matches only for deny rules */
-        hit = certauthz_selector_match(&r->sel, f, NULL);
-        if ((hit == 1 || (hit < 0 && r->deny)) && fn(baton, r))
+        hit = certauthz_selector_match(certauthz_map_rule_sel(m, r, &tmp), f,
+                                       NULL);
+        if ((hit == 1 || (hit < 0 && RULE_DENY(r))) && fn(baton, r))
             return;
     }
 }
@@ -1131,7 +1316,7 @@ unsigned certauthz_map_find_exact(const certauthz_map_t *m,
     if (issuer) {
         apr_size_t klen;
         const char *ikey = certauthz_dn_issuer_key(issuer, &klen);
-        const unsigned *s = apr_hash_get(m->issuers, ikey, klen);
+        const uint32_t *s = apr_hash_get(m->issuer_scope, ikey, klen);
         if (!s)
             return m->nrules;
         scope = *s;
@@ -1140,36 +1325,44 @@ unsigned certauthz_map_find_exact(const certauthz_map_t *m,
     return idx == UINT32_MAX ? m->nrules : idx;
 }
 
-const char *certauthz_rule_file(const certauthz_rule_t *r)
+/* ---- rules ---------------------------------------------------------------- */
+
+const char *certauthz_rule_file(const certauthz_map_t *m,
+                                const certauthz_rule_t *r)
 {
-    return r->groups->map->name;
+    (void)r;
+    return m->name;
 }
 
 unsigned certauthz_rule_line(const certauthz_rule_t *r)
 {
-    return r->line;
+    return RULE_LINE(r);
 }
 
-const char *certauthz_rule_where(const certauthz_rule_t *r, apr_pool_t *p)
+const char *certauthz_rule_where(const certauthz_map_t *m,
+                                 const certauthz_rule_t *r, apr_pool_t *p)
 {
     if (!r)
         return "-";
-    return apr_psprintf(p, "%s:%u", r->groups->map->name, r->line);
+    return apr_psprintf(p, "%s:%u", m->name, RULE_LINE(r));
 }
 
 int certauthz_rule_is_deny(const certauthz_rule_t *r)
 {
-    return r->deny;
+    return RULE_DENY(r);
 }
 
-const certauthz_selector_t *certauthz_rule_selector(const certauthz_rule_t *r)
+const certauthz_selector_t *certauthz_rule_selector(const certauthz_map_t *m,
+                                                    const certauthz_rule_t *r,
+                                                    certauthz_selector_t *tmp)
 {
-    return &r->sel;
+    return certauthz_map_rule_sel(m, r, tmp);
 }
 
-const certauthz_dn_t *certauthz_rule_issuer(const certauthz_rule_t *r)
+const certauthz_dn_t *certauthz_rule_issuer(const certauthz_map_t *m,
+                                            const certauthz_rule_t *r)
 {
-    return r->scope ? r->groups->map->issuer_dn[r->scope] : NULL;
+    return r->scope && r->scope < m->nissuers ? m->issuer_dn[r->scope] : NULL;
 }
 
 unsigned certauthz_map_nrules(const certauthz_map_t *m)
@@ -1182,15 +1375,19 @@ const certauthz_rule_t *certauthz_map_rule(const certauthz_map_t *m, unsigned i)
     return i < m->nrules ? rule_at(m, i) : NULL;
 }
 
-const char *certauthz_rule_user(const certauthz_rule_t *r)
+const char *certauthz_rule_user(const certauthz_map_t *m,
+                                const certauthz_rule_t *r)
 {
-    return r->deny ? NULL : r->user;
+    return RULE_DENY(r) ? NULL : str_at(m, r->user);
 }
 
-int certauthz_rule_groups(const certauthz_rule_t *r, const char *const **groups)
+int certauthz_rule_groups(const certauthz_map_t *m, const certauthz_rule_t *r,
+                          const char *const **groups, apr_pool_t *p)
 {
-    *groups = r->groups->names;
-    return r->deny ? 0 : (int)r->groups->n;
+    int n = 0;
+    const char **g = group_names(m, r->groups, &n, p);
+    *groups = n ? g : NULL;
+    return n;
 }
 
 const char *certauthz_identity_groups(const certauthz_identity_t *id,

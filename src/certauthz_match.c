@@ -372,7 +372,9 @@ const char *certauthz_selector_text(const certauthz_selector_t *sel,
     const char *v = sel->value;
 
     if (sel->type == CERTAUTHZ_DN && sel->kind == CERTAUTHZ_SEL_EXACT)
-        v = certauthz_dn_text(sel->u.dn);
+        v = sel->u.dn      ? certauthz_dn_text(sel->u.dn)
+            : sel->dn_text ? sel->dn_text
+                           : "?";
     return apr_pstrcat(p, certauthz_type_name(sel->type),
                        sel->kind == CERTAUTHZ_SEL_REGEX ? "~" : ":", v, NULL);
 }

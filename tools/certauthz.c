@@ -616,9 +616,11 @@ static long peak_rss_kb(void)
     return ru.ru_maxrss; /* kB on Linux */
 }
 
-static const char *rule_selector(const certauthz_rule_t *r, apr_pool_t *p)
+static const char *rule_selector(const certauthz_map_t *m,
+                                 const certauthz_rule_t *r, apr_pool_t *p)
 {
-    return certauthz_selector_text(certauthz_rule_selector(r), p);
+    certauthz_selector_t tmp;
+    return certauthz_selector_text(certauthz_rule_selector(m, r, &tmp), p);
 }
 
 /* ---- check --------------------------------------------------------------- */
@@ -776,7 +778,7 @@ static void check_print_text(const checked_t *c, apr_pool_t *p)
             &APR_ARRAY_IDX(c->warnings, i, certauthz_lint_t);
         if (w->rule)
             fprintf(stderr, "%s: warning: %s\n",
-                    show(certauthz_rule_where(w->rule, p), 0, p),
+                    show(certauthz_rule_where(c->map, w->rule, p), 0, p),
                     show(w->reason, 0, p));
         else
             fprintf(stderr, "%s: warning: %s\n", show(c->file, 0, p),
@@ -832,10 +834,11 @@ static void check_print_json(jw_t *j, const checked_t *c, apr_pool_t *p)
             &APR_ARRAY_IDX(c->warnings, i, certauthz_lint_t);
         jw_open(j, NULL, '{');
         jw_str(j, "kind", certauthz_lint_kind_name(w->kind));
-        jw_str(j, "file", w->rule ? certauthz_rule_file(w->rule) : c->file);
+        jw_str(j, "file",
+               w->rule ? certauthz_rule_file(c->map, w->rule) : c->file);
         if (w->rule) {
             jw_int(j, "line", certauthz_rule_line(w->rule));
-            jw_str(j, "selector", rule_selector(w->rule, p));
+            jw_str(j, "selector", rule_selector(c->map, w->rule, p));
         }
         else {
             jw_null(j, "line");
@@ -844,9 +847,9 @@ static void check_print_json(jw_t *j, const checked_t *c, apr_pool_t *p)
         jw_str(j, "message", w->reason);
         if (w->by) {
             jw_open(j, "by", '{');
-            jw_str(j, "file", certauthz_rule_file(w->by));
+            jw_str(j, "file", certauthz_rule_file(c->map, w->by));
             jw_int(j, "line", certauthz_rule_line(w->by));
-            jw_str(j, "selector", rule_selector(w->by, p));
+            jw_str(j, "selector", rule_selector(c->map, w->by, p));
             jw_close(j, '}');
         }
         else
@@ -1032,55 +1035,61 @@ static const certauthz_dn_t *applicable_section(const certauthz_map_t *map,
         return NULL;
     for (unsigned i = 0; i < n; i++) {
         const certauthz_dn_t *dn =
-            certauthz_rule_issuer(certauthz_map_rule(map, i));
+            certauthz_rule_issuer(map, certauthz_map_rule(map, i));
         if (dn && certauthz_dn_same_issuer(dn, f->issuer))
             return dn;
     }
     return NULL;
 }
 
-static const char *unusable_kind(const certauthz_identity_t *id,
+static const char *unusable_kind(const certauthz_map_t *map,
+                                 const certauthz_identity_t *id,
                                  const certauthz_facts_t *f)
 {
+    certauthz_selector_t tmp;
+
     if (id->outcome != CERTAUTHZ_UNMAPPED || !id->rule)
         return NULL;
-    return certauthz_selector_match(certauthz_rule_selector(id->rule), f, NULL)
+    return certauthz_selector_match(
+               certauthz_rule_selector(map, id->rule, &tmp), f, NULL)
                    < 0
                ? "regex-gave-up"
                : "substitution";
 }
 
-static void print_rule_text(const certauthz_rule_t *r, int decides,
+static void print_rule_text(const certauthz_map_t *map,
+                            const certauthz_rule_t *r, int decides,
                             apr_pool_t *p)
 {
-    const certauthz_dn_t *iss = certauthz_rule_issuer(r);
+    const certauthz_dn_t *iss = certauthz_rule_issuer(map, r);
     const char *const *groups;
-    int ng = certauthz_rule_groups(r, &groups);
+    int ng = certauthz_rule_groups(map, r, &groups, p);
 
-    printf("  %s  %s%s", show(certauthz_rule_where(r, p), 0, p),
+    printf("  %s  %s%s", show(certauthz_rule_where(map, r, p), 0, p),
            certauthz_rule_is_deny(r) ? "deny " : "",
-           show(rule_selector(r, p), 0, p));
+           show(rule_selector(map, r, p), 0, p));
     if (iss)
         printf("  [issuer \"%s\"]", show(certauthz_dn_text(iss), 0, p));
     if (!certauthz_rule_is_deny(r)) {
-        printf("  -> user=%s", show(certauthz_rule_user(r), 1, p));
+        printf("  -> user=%s", show(certauthz_rule_user(map, r), 1, p));
         for (int g = 0; g < ng; g++)
             printf("%s%s", g ? "," : " groups=", show(groups[g], 1, p));
     }
     printf("%s\n", decides ? "  (decision)" : "");
 }
 
-static void json_rule(jw_t *j, const char *key, const certauthz_rule_t *r,
-                      int with_decision, int decides, apr_pool_t *p)
+static void json_rule(jw_t *j, const char *key, const certauthz_map_t *map,
+                      const certauthz_rule_t *r, int with_decision, int decides,
+                      apr_pool_t *p)
 {
-    const certauthz_dn_t *iss = certauthz_rule_issuer(r);
+    const certauthz_dn_t *iss = certauthz_rule_issuer(map, r);
     const char *const *groups;
-    int ng = certauthz_rule_groups(r, &groups);
+    int ng = certauthz_rule_groups(map, r, &groups, p);
 
     jw_open(j, key, '{');
-    jw_str(j, "file", certauthz_rule_file(r));
+    jw_str(j, "file", certauthz_rule_file(map, r));
     jw_int(j, "line", certauthz_rule_line(r));
-    jw_str(j, "selector", rule_selector(r, p));
+    jw_str(j, "selector", rule_selector(map, r, p));
     jw_bool(j, "deny", certauthz_rule_is_deny(r));
     jw_str(j, "issuer", iss ? certauthz_dn_text(iss) : NULL);
     if (certauthz_rule_is_deny(r)) {
@@ -1088,7 +1097,7 @@ static void json_rule(jw_t *j, const char *key, const certauthz_rule_t *r,
         jw_null(j, "groups");
     }
     else {
-        jw_str(j, "user", certauthz_rule_user(r));
+        jw_str(j, "user", certauthz_rule_user(map, r));
         jw_open(j, "groups", '[');
         for (int g = 0; g < ng; g++)
             jw_str(j, NULL, groups[g]);
@@ -1267,9 +1276,9 @@ static int cmd_explain(int argc, char **argv, apr_pool_t *p)
                    : id.outcome == CERTAUTHZ_DENIED ? "deny-rule"
                    : id.rule                        ? "unusable-rule"
                                                     : "unmapped");
-            jw_str(&j, "unusable", unusable_kind(&id, cert.f));
+            jw_str(&j, "unusable", unusable_kind(map, &id, cert.f));
             if (id.rule)
-                json_rule(&j, "rule", id.rule, 0, 0, p);
+                json_rule(&j, "rule", map, id.rule, 0, 0, p);
             else
                 jw_null(&j, "rule");
             if (id.outcome == CERTAUTHZ_MAPPED) {
@@ -1289,7 +1298,7 @@ static int cmd_explain(int argc, char **argv, apr_pool_t *p)
         for (int i = 0; i < m.rules->nelts; i++) {
             const certauthz_rule_t *r =
                 APR_ARRAY_IDX(m.rules, i, const certauthz_rule_t *);
-            json_rule(&j, NULL, r, 1, r == id.rule, p);
+            json_rule(&j, NULL, map, r, 1, r == id.rule, p);
         }
         jw_close(&j, ']');
         jw_close(&j, '}');
@@ -1313,35 +1322,35 @@ static int cmd_explain(int argc, char **argv, apr_pool_t *p)
     switch (id.outcome) {
     case CERTAUTHZ_DENIED:
         printf("  DENIED by %s: deny %s\n",
-               show(certauthz_rule_where(id.rule, p), 0, p),
-               show(rule_selector(id.rule, p), 0, p));
+               show(certauthz_rule_where(map, id.rule, p), 0, p),
+               show(rule_selector(map, id.rule, p), 0, p));
         break;
     case CERTAUTHZ_MAPPED:
         printf("  MAPPED by %s: user=%s groups=%s\n",
-               show(certauthz_rule_where(id.rule, p), 0, p),
+               show(certauthz_rule_where(map, id.rule, p), 0, p),
                show(id.user, 1, p),
                show(certauthz_identity_groups(&id, p), 1, p));
         break;
     default:
         if (!id.rule)
             printf("  UNMAPPED: no rule matches\n");
-        else if (!strcmp(unusable_kind(&id, cert.f), "regex-gave-up"))
+        else if (!strcmp(unusable_kind(map, &id, cert.f), "regex-gave-up"))
             printf("  UNMAPPED by %s: its regex %s gave up on a value (match "
                    "limits); no later rule is tried\n",
-                   show(certauthz_rule_where(id.rule, p), 0, p),
-                   show(rule_selector(id.rule, p), 0, p));
+                   show(certauthz_rule_where(map, id.rule, p), 0, p),
+                   show(rule_selector(map, id.rule, p), 0, p));
         else
             printf("  UNMAPPED by %s: %s matched but its $N substitution "
                    "gave an unusable user or group name; no later rule is "
                    "tried\n",
-                   show(certauthz_rule_where(id.rule, p), 0, p),
-                   show(rule_selector(id.rule, p), 0, p));
+                   show(certauthz_rule_where(map, id.rule, p), 0, p),
+                   show(rule_selector(map, id.rule, p), 0, p));
     }
     printf("matching rules, in file order\n");
     for (int i = 0; i < m.rules->nelts; i++) {
         const certauthz_rule_t *r =
             APR_ARRAY_IDX(m.rules, i, const certauthz_rule_t *);
-        print_rule_text(r, r == id.rule, p);
+        print_rule_text(map, r, r == id.rule, p);
     }
     if (!m.rules->nelts)
         printf("  (none)\n");

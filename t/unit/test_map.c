@@ -421,10 +421,10 @@ static void test_stats(void)
     is_str(certauthz_map_summary(&st, pool),
            "8 rules (6 exact, 1 glob, 1 regex), 3 deny, 2 issuer sections",
            "stats: the summary phrase");
-    is_str(certauthz_rule_where(certauthz_map_rule(m, 2), pool),
+    is_str(certauthz_rule_where(m, certauthz_map_rule(m, 2), pool),
            apr_pstrcat(pool, certauthz_map_name(m), ":3", NULL),
            "rule_where: FILE:LINE of the third rule");
-    is_str(certauthz_rule_where(NULL, pool), "-", "rule_where(NULL)");
+    is_str(certauthz_rule_where(m, NULL, pool), "-", "rule_where(NULL)");
 
     m = parse_map("");
     certauthz_map_stats(m, &st);
@@ -603,6 +603,7 @@ static void test_resolution(void)
     certauthz_map_t *m = parse_map("cn:x y\n[issuer \"CN=CA One,O=Ex\"]\n"
                                    "cn:alice alice \"staff, admins\"\n");
     certauthz_identity_t id;
+    certauthz_selector_t tsel;
     if (m) {
         certauthz_map_resolve(&id, m, A, pool);
         ok(id.outcome == CERTAUTHZ_MAPPED && id.rule, "identity mapped");
@@ -613,18 +614,20 @@ static void test_resolution(void)
            "identity groups, NULL-terminated");
         is_str(certauthz_identity_groups(&id, pool), "staff,admins",
                "identity_groups joined");
-        is_str(certauthz_rule_file(id.rule), NAME, "rule_file");
+        is_str(certauthz_rule_file(m, id.rule), NAME, "rule_file");
         is_int(certauthz_rule_line(id.rule), 3, "rule_line");
         ok(!certauthz_rule_is_deny(id.rule), "rule_is_deny false");
-        is_str(certauthz_selector_text(certauthz_rule_selector(id.rule), pool),
+        is_str(certauthz_selector_text(
+                   certauthz_rule_selector(m, id.rule, &tsel), pool),
                "cn:alice", "rule_selector");
-        ok(certauthz_rule_issuer(id.rule)
-               && certauthz_dn_equal(certauthz_rule_issuer(id.rule), A->issuer),
+        ok(certauthz_rule_issuer(m, id.rule)
+               && certauthz_dn_equal(certauthz_rule_issuer(m, id.rule),
+                                     A->issuer),
            "rule_issuer");
     }
     m = parse_map("cn:alice u\n");
     certauthz_map_resolve(&id, m, A, pool);
-    ok(id.ngroups == 0 && certauthz_rule_issuer(id.rule) == NULL,
+    ok(id.ngroups == 0 && certauthz_rule_issuer(m, id.rule) == NULL,
        "no groups, no issuer section");
     is_str(certauthz_identity_groups(&id, pool), "", "identity_groups empty");
     m = parse_map("cn:bob u\n");
@@ -830,7 +833,7 @@ static void test_load(void)
         certauthz_identity_t id;
         certauthz_map_resolve(&id, m, facts_cn("alice"), pool);
         ok(id.outcome == CERTAUTHZ_MAPPED
-               && !strcmp(certauthz_rule_file(id.rule), good)
+               && !strcmp(certauthz_rule_file(m, id.rule), good)
                && certauthz_rule_line(id.rule) == 2,
            "  ... its rules know FILE:LINE");
     }
