@@ -85,7 +85,11 @@ static cz_version_t *version_new(const cz_loaded_t *l)
     cz_version_t *v = apr_pcalloc(l->pool, sizeof(*v));
     v->map = l->map;
     v->pool = l->pool;
-    v->gen = apr_atomic_inc32(&next_gen) + 1;
+    v->serial = apr_atomic_inc32(&next_gen) + 1;
+    v->gen = l->gen ? l->gen : v->serial;
+    v->image = l->image;
+    v->state = l->state;
+    v->precompiled = l->precompiled;
     v->loaded = apr_time_now();
     v->load_usec = l->usec;
     return v;
@@ -154,7 +158,7 @@ const char *cz_map_get(cz_map_t **out, const cz_source_type_t *type,
     m = apr_hash_get(registry->by_key, key, APR_HASH_KEY_STRING);
     if (!m) {
         cz_source_t src = {type, NULL, NULL};
-        cz_loaded_t got = {NULL, NULL, NULL, 0};
+        cz_loaded_t got = {NULL, NULL, NULL, 0, 0, {0}, NULL, 0, NULL};
         apr_pool_t *sp;
 
         /* The source's own state goes into a subpool of the registry's,
@@ -290,7 +294,7 @@ static void free_retired(cz_map_t *m, server_rec *s)
 static int check_map(cz_map_t *m, server_rec *s, apr_pool_t *p)
 {
     cz_version_t *old = (cz_version_t *)m->current, *v;
-    cz_loaded_t got = {NULL, NULL, NULL, 0};
+    cz_loaded_t got = {NULL, NULL, NULL, 0, 0, {0}, NULL, 0, NULL};
     certauthz_map_stats_t st;
 
     switch (m->source.type->refresh(&m->source, old->gen, &got, s, p)) {
@@ -310,11 +314,20 @@ static int check_map(cz_map_t *m, server_rec *s, apr_pool_t *p)
     m->retired = old;
     set_last_error(m, NULL);
     certauthz_map_stats(v->map, &st);
-    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
-                 "CERTAUTHZ0030: map %s reloaded in %" APR_TIME_T_FMT
-                 " ms: generation %u (was %u), %u rules, %u deny, sha256 %s",
-                 m->source.name, apr_time_as_msec(v->load_usec), v->gen,
-                 old->gen, st.rules, st.deny, certauthz_map_sha256(v->map));
+    if (got.adopted)
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     "CERTAUTHZ0040: map %s: generation %u (was %u) from "
+                     "image %s, sha256 %s",
+                     m->source.name, v->gen, old->gen, v->image,
+                     certauthz_map_sha256(v->map));
+    else
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     "CERTAUTHZ0030: map %s reloaded in %" APR_TIME_T_FMT
+                     " ms: generation %u (was %u), %u rules, %u deny, sha256 "
+                     "%s%s",
+                     m->source.name, apr_time_as_msec(v->load_usec), v->gen,
+                     old->gen, st.rules, st.deny, certauthz_map_sha256(v->map),
+                     v->image ? "; shared as an image" : "");
     free_retired(m, s);
     return 0;
 }
@@ -413,12 +426,73 @@ void cz_maps_pre_config(apr_pool_t *pconf)
     registry->by_key = apr_hash_make(registry->pool);
 }
 
+/* The parent, once the configuration is read: each map's image in the
+ * store (the one already there when it holds the same content, checked
+ * whole; else a new generation), and the parent's parsed copy goes, so
+ * that the parent holds no map: children open the image (child_init), and
+ * once they all follow a reload nothing holds the old one.  Without a
+ * store, or when the image cannot be written, the parent keeps its copy
+ * and the children inherit it, as they would without images. */
+static void share_startup(cz_map_t *m, server_rec *s, apr_pool_t *ptemp)
+{
+    cz_version_t *v = (cz_version_t *)m->current;
+    cz_loaded_t io = {NULL, NULL, NULL, 0, 0, {0}, NULL, 0, NULL};
+    cz_store_lock_t *lk = NULL;
+    cz_pointer_t ptr;
+    const char *why, *how = "compiled";
+
+    if (!cz_store_enabled() || !v)
+        return;
+    /* a child of the last generation may be compiling it: a while, then
+     * without the lock (renames keep every file whole either way) */
+    for (int i = 0; i < 50 && !(lk = cz_store_trylock(m->key, 0, ptemp)); i++)
+        apr_sleep(apr_time_from_msec(100));
+    if (cz_store_read(m->key, &ptr, &why, ptemp) != APR_SUCCESS)
+        memset(&ptr, 0, sizeof(ptr));
+    if (ptr.gen && !strcmp(ptr.sha256, certauthz_map_sha256(v->map))) {
+        cz_pointer_t whole = ptr;
+        whole.image_state.size = -1; /* check all of it */
+        if (cz_store_open(m->key, &whole, &io, &why, ptemp) == APR_SUCCESS) {
+            if (!certauthz_file_sig_same(&ptr.source, &v->state)
+                || ptr.has_refused) {
+                ptr.source = v->state;
+                ptr.has_refused = 0;
+                cz_store_repoint(m->key, &ptr, ptemp);
+            }
+            apr_pool_destroy(v->pool);
+            cz_store_trim();
+            how = "the same content's, reused";
+            goto shared;
+        }
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "CERTAUTHZ0041: map %s: %s: compiling it again",
+                     m->source.name, why);
+    }
+    io.map = v->map;
+    io.pool = v->pool;
+    io.usec = v->load_usec;
+    io.state = v->state;
+    if (cz_store_publish(m->key, &ptr, &io, s, ptemp) != APR_SUCCESS) {
+        cz_store_unlock(lk);
+        return; /* the parent's copy stays, for its children */
+    }
+shared:
+    cz_store_unlock(lk);
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                 "CERTAUTHZ0046: map %s: generation %u shared as image %s "
+                 "(%s)",
+                 m->source.name, ptr.gen, io.image, how);
+    apr_pool_destroy(io.pool);
+    m->current = NULL; /* each child opens the image */
+}
+
 /* Each map is checked at the shortest non-zero interval of the servers
  * whose configuration names it (0 when all say 0). */
 void cz_maps_post_config(server_rec *s, apr_pool_t *ptemp)
 {
     apr_hash_index_t *hi;
 
+    cz_store_post_config(s, registry->pool);
     registry->any_reload = 0;
     for (server_rec *vs = s; vs; vs = vs->next)
         if (cz_server_interval(vs) > 0)
@@ -439,18 +513,69 @@ void cz_maps_post_config(server_rec *s, apr_pool_t *ptemp)
         certauthz_map_stats(v->map, &st);
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                      "CERTAUTHZ0002: map %s loaded in %" APR_TIME_T_FMT
-                     " ms: %s; sha256 %s; checked for changes %s%d s",
+                     " ms%s%s: %s; sha256 %s; checked for changes %s%d s",
                      m->source.name, apr_time_as_msec(v->load_usec),
+                     v->precompiled ? " from its precompiled image " : "",
+                     v->precompiled ? v->precompiled : "",
                      certauthz_map_summary(&st, ptemp),
                      certauthz_map_sha256(v->map),
                      m->interval ? "every " : "never: ", m->interval);
+        share_startup(m, s, ptemp);
     }
+}
+
+/* A child's first version of a map the parent shared (and dropped): the
+ * source's first() at request-time rules, which takes the store's image of
+ * the file as it is now (or parses it, and shares that).  When nothing can
+ * be had, an empty map: every certificate is refused under it (never a
+ * guess), and the status page and the log say why. */
+static void child_first(cz_map_t *m, server_rec *s, apr_pool_t *pchild)
+{
+    apr_pool_t *ptemp;
+    cz_loaded_t got = {NULL, NULL, NULL, 0, 0, {0}, NULL, 0, NULL};
+    apr_array_header_t *errs;
+
+    apr_pool_create(&ptemp, pchild);
+    m->source.type->first(&m->source, 0, 0, &got, ptemp);
+    if (!got.map && (got.pool = cz_own_pool("certauthz_map"))) {
+        const char *why = got.why ? got.why : "cannot be loaded";
+        if (certauthz_map_parse(&got.map, m->source.name, "", 0, &errs,
+                                got.pool)
+            != APR_SUCCESS)
+            got.map = NULL;
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     "CERTAUTHZ0047: map %s: this process has no version of "
+                     "it (%s): every certificate is refused under it until "
+                     "it loads",
+                     m->source.name, why);
+        set_last_error(m, why);
+    }
+    if (got.map) {
+        cz_version_t *v = version_new(&got);
+        m->current = v;
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     "CERTAUTHZ0048: map %s: generation %u %s%s, sha256 %s",
+                     m->source.name, v->gen,
+                     v->image ? "from image " : "as a copy of this process's",
+                     v->image ? v->image : " own",
+                     certauthz_map_sha256(v->map));
+    }
+    apr_pool_destroy(ptemp);
 }
 
 void cz_maps_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    apr_hash_index_t *hi;
+
     if (!registry || registry->lock)
         return;
+    cz_store_child_init(pchild);
+    for (hi = apr_hash_first(pchild, registry->by_key); hi;
+         hi = apr_hash_next(hi)) {
+        cz_map_t *m = apr_hash_this_val(hi);
+        if (!m->current)
+            child_first(m, s, pchild);
+    }
     apr_thread_mutex_create(&registry->lock, APR_THREAD_MUTEX_DEFAULT, pchild);
     if (registry->lock && registry->any_reload)
         reloader_start(pchild, s);

@@ -11,6 +11,8 @@
  *   mod_certauthz_config.c       directives, per-dir and per-server config
  *   mod_certauthz_maps.c         map registry, versions, live reload thread
  *   mod_certauthz_source_file.c  the map file source
+ *   mod_certauthz_store.c        the image store: one compiled copy of each
+ *                                map per server
  *   mod_certauthz_request.c      connection cache, the per-request decision
  *   mod_certauthz_authz.c        Require providers, AuthType Certificate,
  *                                environment
@@ -109,7 +111,13 @@ typedef struct cz_version_t cz_version_t;
 struct cz_version_t {
     certauthz_map_t *map;
     apr_pool_t *pool;              /* the version's memory (own allocator) */
-    apr_uint32_t gen;              /* unique per load in this process */
+    apr_uint32_t gen;              /* the map's generation: the store's
+                                      (the same in every process), or
+                                      this process's count without one */
+    apr_uint32_t serial;           /* unique per version in this process */
+    const char *image;             /* the shared image, or NULL */
+    certauthz_file_sig_t state;    /* the source's state it was read from */
+    const char *precompiled;       /* taken from this image, not parsed */
     apr_uint32_t refs;             /* requests holding it (atomic) */
     apr_time_t loaded;             /* when */
     apr_interval_time_t load_usec; /* how long the load took */
@@ -138,7 +146,16 @@ typedef struct {
     certauthz_map_t *map;
     apr_pool_t *pool;
     const char *why;
-    apr_interval_time_t usec; /* how long the load took */
+    apr_interval_time_t usec;   /* how long the load took */
+    apr_uint32_t gen;           /* the store's generation; 0: none (the
+                                 registry numbers it) */
+    certauthz_file_sig_t state; /* the source's state it was read from */
+    const char *image;          /* the shared image it is, or NULL (a copy
+                                   of this process's own) */
+    int adopted;                /* taken from an image another process
+                                   compiled */
+    const char *precompiled;    /* the certauthz compile image it was taken
+                                   from (not parsed), or NULL */
 } cz_loaded_t;
 
 typedef enum {
@@ -243,6 +260,67 @@ int cz_maps_ready(void);
 void cz_maps_pre_config(apr_pool_t *pconf);
 void cz_maps_post_config(server_rec *s, apr_pool_t *ptemp);
 void cz_maps_child_init(apr_pool_t *pchild, server_rec *s);
+
+/* ==== mod_certauthz_store.c ===========================================
+ * Owns the image store (a directory of compiled map images, their
+ * pointers and compile locks; the format and protocol are described at
+ * the top of the file).  Configured by the parent in post_config (the
+ * directory, made httpd's user's), used single-threaded by the parent and,
+ * in a child, one operation at a time (a mutex made in child_init).  A
+ * source uses it to share what it loads: it reads the pointer, opens the
+ * current image, and when it has parsed a change itself publishes it.
+ */
+typedef struct {
+    apr_uint64_t serial;         /* new at every write (microseconds, above
+                                    the last one) */
+    apr_uint32_t gen;            /* of the current image; 0: none */
+    char image[96];              /* its file name in the store ("" when none) */
+    char sha256[65];             /* its content hash */
+    certauthz_file_sig_t source; /* the source state it was made from */
+    certauthz_file_sig_t image_state; /* the image as its writer checked it */
+    int has_refused;                  /* a later source state was refused: */
+    certauthz_file_sig_t refused;
+    char why[256];
+} cz_pointer_t;
+
+typedef struct cz_store_lock_t cz_store_lock_t;
+
+int cz_store_enabled(void);
+const char *cz_store_dir(void);
+/* The pointer of the map with registry key mapkey: APR_ENOENT when there is
+ * none (or no store), CERTAUTHZ_EBADINPUT when it is not one of ours; *why
+ * says so. */
+apr_status_t cz_store_read(const char *mapkey, cz_pointer_t *ptr,
+                           const char **why, apr_pool_t *p);
+/* Open the pointer's image as a version (out: map, pool, gen, state,
+ * image); *why when it is refused (nothing is kept then). */
+apr_status_t cz_store_open(const char *mapkey, const cz_pointer_t *ptr,
+                           cz_loaded_t *out, const char **why,
+                           apr_pool_t *ptemp);
+/* With the lock held: write io's parsed map as the next generation's image
+ * (after the pointer's and io->gen), check it, point to it, and replace io
+ * with the image (the parsed copy is freed); *ptr becomes the new pointer.
+ * On failure (logged) io is left as it was: a copy of this process's own. */
+apr_status_t cz_store_publish(const char *mapkey, cz_pointer_t *ptr,
+                              cz_loaded_t *io, server_rec *s,
+                              apr_pool_t *ptemp);
+/* With the lock held: write *ptr again (serial bumped), e.g. with another
+ * source state of the same content. */
+apr_status_t cz_store_repoint(const char *mapkey, cz_pointer_t *ptr,
+                              apr_pool_t *ptemp);
+/* With the lock held: record that the source's state could not be loaded
+ * (why), so that other processes do not try it again. */
+apr_status_t cz_store_refuse(const char *mapkey, cz_pointer_t *ptr,
+                             const certauthz_file_sig_t *state, const char *why,
+                             apr_pool_t *ptemp);
+/* The compile lock of a map (wait: block for it), or NULL when another
+ * process or thread holds it (or it cannot be taken). */
+cz_store_lock_t *cz_store_trylock(const char *mapkey, int wait, apr_pool_t *p);
+void cz_store_unlock(cz_store_lock_t *l);
+/* Give memory a parse freed back to the system. */
+void cz_store_trim(void);
+void cz_store_post_config(server_rec *s, apr_pool_t *pconf);
+void cz_store_child_init(apr_pool_t *pchild);
 
 /* ==== mod_certauthz_request.c =========================================
  * Owns the per-connection certificate cache (on the connection that

@@ -36,11 +36,11 @@
 #define MAX_RETIRED 8
 
 /* An identity of the connection's certificate under one version of one
- * map.  Used only while the request holds that version (gen equal):
+ * map.  Used only while the request holds that version (serial equal):
  * the identity's strings live in the version and in fpool. */
 typedef struct {
     const cz_map_t *map; /* NULL = empty */
-    apr_uint32_t gen;
+    apr_uint32_t serial; /* the version's, unique in this process */
     certauthz_identity_t id;
 } cached_id_t;
 
@@ -188,11 +188,11 @@ static const certauthz_facts_t *cached_facts(request_rec *r, conn_cache_t *cc,
             if (!cc->ids[i].map && !slot)
                 slot = &cc->ids[i];
         }
-        if (slot && (slot->map != map || slot->gen != ver->gen)) {
+        if (slot && (slot->map != map || slot->serial != ver->serial)) {
             /* a free slot, or the map was reloaded: resolve once, keep */
             certauthz_map_resolve(&slot->id, ver->map, facts, cc->fpool);
             slot->map = map;
-            slot->gen = ver->gen;
+            slot->serial = ver->serial;
         }
         if (slot) {
             *id = slot->id;

@@ -10,15 +10,31 @@
  * half-written file; the version in force stays).  This file does the
  * loading and the log lines of what the policy decided.
  *
- * State: one certauthz_watch_t per source, in the map's pool.  first()
- * uses it in the thread that tries to register the map (each such attempt
- * has a source of its own; the registry keeps the one that wins), then the
- * reload thread alone.
+ * One parse per server.  With an image store (mod_certauthz_store.c) every
+ * process follows the map's pointer first: a newer image another process
+ * compiled is opened (checked, mapped read-only, shared) and its source
+ * state becomes the one this watch has in force; a source state another
+ * process refused is not tried again.  Only when the file has changed past
+ * what the pointer says does a process parse it, and only the process that
+ * takes the map's compile lock: it parses, publishes the image (or the
+ * refusal) and moves the pointer; the others look again at the next tick
+ * and follow.  A process that dies while it compiles releases the lock
+ * (the kernel does) and leaves the pointer as it was: the next process to
+ * look compiles it.  Without a store each process parses for itself.
+ *
+ * State: one certauthz_watch_t and the last pointer seen per source, in the
+ * map's pool.  first() uses it in the thread that tries to register the
+ * map (each such attempt has a source of its own; the registry keeps the
+ * one that wins), then the reload thread alone.
  */
+#include "certauthz_image.h"
 #include "mod_certauthz_private.h"
 
 typedef struct {
     certauthz_watch_t watch;
+    const char *key;          /* the registry's key of the map */
+    cz_pointer_t ptr;         /* the pointer as last read */
+    apr_uint64_t seen_serial; /* the last pointer acted on */
 } file_source_t;
 
 static const char *file_create(cz_source_t *src, apr_pool_t *p)
@@ -26,8 +42,52 @@ static const char *file_create(cz_source_t *src, apr_pool_t *p)
     file_source_t *f = apr_pcalloc(p, sizeof(*f));
 
     certauthz_watch_init(&f->watch, CERTAUTHZ_WATCH_SETTLE);
+    f->key = apr_pstrcat(p, src->type->kind, ":", src->name, NULL);
     src->data = f;
     return NULL;
+}
+
+/* A precompiled image beside the file (certauthz compile: FILE.img) of
+ * exactly its present content, checked whole, instead of a parse: 1 when
+ * out holds it.  An image that is there but cannot be used is said (once
+ * per load) and the file is parsed. */
+static int precompiled(const cz_source_t *src, server_rec *s, cz_loaded_t *out,
+                       apr_pool_t *vp, apr_pool_t *ptemp)
+{
+    const char *img = apr_pstrcat(ptemp, src->name, ".img", NULL);
+    certauthz_image_info_t info;
+    certauthz_map_t *map = NULL;
+    apr_finfo_t fi;
+    char hex[65];
+    const char *why;
+
+    if (apr_stat(&fi, img, APR_FINFO_TYPE, ptemp) != APR_SUCCESS)
+        return 0;
+    if (certauthz_image_info(&info, img, &why, ptemp) != APR_SUCCESS)
+        goto unused;
+    if (certauthz_file_sha256(src->name, hex, ptemp) != APR_SUCCESS)
+        return 0; /* the parse says why */
+    if (strcmp(hex, info.source_sha256)) {
+        why = "it was compiled from another content of the map";
+        goto unused;
+    }
+    if (certauthz_image_open(&map, img, 1, &why, vp) != APR_SUCCESS)
+        goto unused;
+    certauthz_map_set_name(map, src->name, vp);
+    out->map = map;
+    out->precompiled = apr_pstrdup(vp, img);
+    if (s) /* at startup CERTAUTHZ0002 says it */
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     "CERTAUTHZ0049: map %s: taken from its precompiled "
+                     "image %s (not parsed)",
+                     src->name, img);
+    return 1;
+unused:
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                 "CERTAUTHZ0049: map %s: its precompiled image %s is not "
+                 "used (%s): the map is parsed",
+                 src->name, img, why);
+    return 0;
 }
 
 /* Parse the file into a pool of its own.  On failure out->why holds every
@@ -45,6 +105,11 @@ static apr_status_t load(const cz_source_t *src, int at_startup, server_rec *s,
     if (!vp) {
         out->why = apr_psprintf(ptemp, "%s: out of memory", src->name);
         return APR_ENOMEM;
+    }
+    if (precompiled(src, s, out, vp, ptemp)) {
+        out->pool = vp;
+        out->usec = apr_time_now() - t0;
+        return APR_SUCCESS;
     }
     rv = certauthz_map_load(&map, src->name, &errs, vp);
     if (rv == APR_SUCCESS && map) {
@@ -65,6 +130,96 @@ static apr_status_t load(const cz_source_t *src, int at_startup, server_rec *s,
     }
     apr_pool_destroy(vp);
     return rv == APR_SUCCESS ? APR_EGENERAL : rv;
+}
+
+/* Follow the map's pointer (store only): a newer image than generation
+ * gen is opened into out (NEW), a source state another process refused is
+ * remembered (FAILED, out->why); SAME when there is nothing to follow.  A
+ * pointer is acted on once: an image refused is logged once, and the
+ * version in force stays (the file itself is looked at next). */
+static cz_refresh_e follow(const cz_source_t *src, apr_uint32_t gen,
+                           cz_loaded_t *out, server_rec *s, apr_pool_t *ptemp)
+{
+    file_source_t *f = src->data;
+    const char *why;
+
+    if (!cz_store_enabled()
+        || cz_store_read(f->key, &f->ptr, &why, ptemp) != APR_SUCCESS
+        || f->ptr.serial == f->seen_serial)
+        return CZ_REFRESH_SAME;
+    f->seen_serial = f->ptr.serial;
+    if (f->ptr.gen > gen) {
+        if (cz_store_open(f->key, &f->ptr, out, &why, ptemp) == APR_SUCCESS) {
+            certauthz_watch_adopt(&f->watch, &f->ptr.source);
+            if (f->ptr.has_refused)
+                certauthz_watch_refuse(&f->watch, &f->ptr.refused);
+            out->adopted = 1;
+            return CZ_REFRESH_NEW;
+        }
+        if (s)
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                         "CERTAUTHZ0041: map %s: %s: generation %u stays "
+                         "in force",
+                         src->name, why, gen);
+        out->why = apr_pstrdup(ptemp, why);
+        return CZ_REFRESH_FAILED;
+    }
+    if (f->ptr.has_refused
+        && !certauthz_file_sig_same(&f->ptr.refused, &f->watch.loaded)
+        && !certauthz_file_sig_same(&f->ptr.refused, &f->watch.refused)) {
+        certauthz_watch_refuse(&f->watch, &f->ptr.refused);
+        if (s)
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                         "CERTAUTHZ0044: map %s was refused by another "
+                         "process (%s): generation %u stays in force",
+                         src->name, f->ptr.why, gen);
+        out->why = apr_pstrdup(ptemp, f->ptr.why);
+        return CZ_REFRESH_FAILED;
+    }
+    return CZ_REFRESH_SAME;
+}
+
+/* After this process parsed the file (the compile lock held): share it. */
+static void publish(const cz_source_t *src, cz_loaded_t *out, server_rec *s,
+                    apr_pool_t *ptemp)
+{
+    file_source_t *f = src->data;
+
+    out->state = f->watch.loaded;
+    if (cz_store_publish(f->key, &f->ptr, out, s, ptemp) == APR_SUCCESS)
+        f->seen_serial = f->ptr.serial;
+}
+
+/* A first version this process parsed at request time: the image of the
+ * same state of the file if another process published one meanwhile (its
+ * lock is waited for, a bounded while: it may be compiling this very
+ * state), else this one, published. */
+static void share_first(const cz_source_t *src, cz_loaded_t *out,
+                        apr_pool_t *ptemp)
+{
+    file_source_t *f = src->data;
+    cz_store_lock_t *lk = NULL;
+    cz_loaded_t img;
+    const char *why;
+
+    for (int i = 0; i < 200 && !(lk = cz_store_trylock(f->key, 0, ptemp)); i++)
+        apr_sleep(apr_time_from_msec(50));
+    if (!lk)
+        return; /* a copy of this process's own */
+    if (cz_store_read(f->key, &f->ptr, &why, ptemp) != APR_SUCCESS)
+        memset(&f->ptr, 0, sizeof(f->ptr));
+    if (f->ptr.gen && certauthz_file_sig_same(&f->ptr.source, &f->watch.loaded)
+        && cz_store_open(f->key, &f->ptr, &img, &why, ptemp) == APR_SUCCESS) {
+        apr_pool_destroy(out->pool);
+        cz_store_trim();
+        *out = img;
+        out->adopted = 1;
+        f->seen_serial = f->ptr.serial;
+    }
+    else {
+        publish(src, out, NULL, ptemp);
+    }
+    cz_store_unlock(lk);
 }
 
 static void file_first(cz_source_t *src, int waits, int at_startup,
@@ -91,6 +246,22 @@ static void file_first(cz_source_t *src, int waits, int at_startup,
             apr_sleep(CERTAUTHZ_WATCH_TICK);
             continue;
         }
+        /* at request time (an .htaccess map), the image of this very
+         * state of the file, if another process compiled it */
+        if (!at_startup && cz_store_enabled()) {
+            file_source_t *f = src->data;
+            const char *why;
+            if (cz_store_read(f->key, &f->ptr, &why, ptemp) == APR_SUCCESS
+                && f->ptr.gen
+                && certauthz_file_sig_same(&f->ptr.source, &w->seen.sig)
+                && cz_store_open(f->key, &f->ptr, out, &why, ptemp)
+                       == APR_SUCCESS) {
+                certauthz_watch_adopt(w, &f->ptr.source);
+                f->seen_serial = f->ptr.serial;
+                out->adopted = 1;
+                return;
+            }
+        }
         rv = load(src, at_startup, NULL, out, ptemp);
         certauthz_watch_observe(&after, src->name, 0, ptemp);
         if (certauthz_watch_loaded(w, &after, rv) == CERTAUTHZ_WATCH_CHANGED
@@ -103,8 +274,15 @@ static void file_first(cz_source_t *src, int waits, int at_startup,
         /* taken as it is at the last try: the state from before the read
          * is the one in force, so a change during the read is seen by the
          * next check */
-        if (out->map)
+        if (out->map) {
             certauthz_watch_accept(w);
+            out->state = w->loaded;
+        }
+        /* at startup the registry shares it once the configuration is
+         * read (post_config); at request time, here, if no other process
+         * is compiling it */
+        if (out->map && !at_startup && cz_store_enabled())
+            share_first(src, out, ptemp);
         return;
     }
 }
@@ -113,14 +291,35 @@ static cz_refresh_e file_refresh(cz_source_t *src, apr_uint32_t gen,
                                  cz_loaded_t *out, server_rec *s,
                                  apr_pool_t *ptemp)
 {
-    certauthz_watch_t *w = &((file_source_t *)src->data)->watch;
+    file_source_t *f = src->data;
+    certauthz_watch_t *w = &f->watch;
     certauthz_file_obs_t after;
     certauthz_watch_e v;
+    cz_store_lock_t *lk = NULL;
+    cz_refresh_e r;
     apr_status_t rv;
 
+    if ((r = follow(src, gen, out, s, ptemp)) != CZ_REFRESH_SAME)
+        return r;
     v = certauthz_watch_poll(w, src->name, apr_time_now(), ptemp);
     switch (v) {
     case CERTAUTHZ_WATCH_LOAD:
+        if (!cz_store_enabled())
+            break;
+        /* one process parses it: the one that takes the lock; the others
+         * look again at the next tick, and follow the pointer it moves */
+        if (!(lk = cz_store_trylock(f->key, 0, ptemp))) {
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                         "CERTAUTHZ0045: map %s changed; another process "
+                         "is compiling it",
+                         src->name);
+            return CZ_REFRESH_SOON;
+        }
+        if ((r = follow(src, gen, out, s, ptemp)) != CZ_REFRESH_SAME
+            || certauthz_file_sig_same(&w->seen.sig, &w->loaded)) {
+            cz_store_unlock(lk);
+            return r;
+        }
         break;
     case CERTAUTHZ_WATCH_SETTLING:
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
@@ -152,21 +351,37 @@ static cz_refresh_e file_refresh(cz_source_t *src, apr_uint32_t gen,
     certauthz_watch_observe(&after, src->name, 0, ptemp);
     switch (certauthz_watch_loaded(w, &after, rv)) {
     case CERTAUTHZ_WATCH_ACCEPT:
+        if (lk) {
+            out->gen = gen;
+            publish(src, out, s, ptemp);
+            cz_store_unlock(lk);
+            if (!out->image) /* not shared: a copy of this process's own */
+                out->gen = gen + 1;
+        }
         return CZ_REFRESH_NEW;
     case CERTAUTHZ_WATCH_CHANGED: /* try again once it settles */
+        cz_store_unlock(lk);
         if (out->map)
             apr_pool_destroy(out->pool);
         out->map = NULL;
         return CZ_REFRESH_SOON;
     case CERTAUTHZ_WATCH_BAD:
+        if (lk) {
+            if (cz_store_refuse(f->key, &f->ptr, &w->refused, out->why, ptemp)
+                == APR_SUCCESS)
+                f->seen_serial = f->ptr.serial;
+            cz_store_unlock(lk);
+        }
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      "CERTAUTHZ0031: map %s not reloaded: generation %u "
                      "stays in force until the file changes again",
                      src->name, gen);
         return CZ_REFRESH_FAILED;
     case CERTAUTHZ_WATCH_UNREADABLE:
+        cz_store_unlock(lk);
         goto unreadable;
     default: /* unreadable again: already reported */
+        cz_store_unlock(lk);
         return CZ_REFRESH_SAME;
     }
 unreadable:

@@ -171,11 +171,12 @@ static void status_map_row(request_rec *r, cz_map_t *m, int terse)
                    "CertAuthzMap: %s generation=%u loaded=%" APR_TIME_T_FMT
                    " rules=%u exact=%u glob=%u regex=%u deny=%u sections=%u "
                    "reloads=%u failures=%u interval=%d sha256=%s "
-                   "last_error=%s\n",
+                   "image=%s last_error=%s\n",
                    certauthz_log_escape(name, r->pool), v->gen,
                    apr_time_sec(v->loaded), st.rules, st.exact_all, st.globs,
                    st.regexes, st.deny, st.sections, ms.reloads, ms.failures,
                    m->interval, certauthz_map_sha256(v->map),
+                   v->image ? certauthz_log_escape(v->image, r->pool) : "-",
                    ms.last_error[0]
                        ? certauthz_log_escape(ms.last_error, r->pool)
                        : "-");
@@ -186,12 +187,13 @@ static void status_map_row(request_rec *r, cz_map_t *m, int terse)
             "<tr><td>%s</td><td>%u</td><td>%s</td><td>%u</td>"
             "<td>%u</td><td>%u</td><td>%u</td><td>%u</td><td>%u</td>"
             "<td>%u / %u</td><td>%s</td><td><code>%s</code></td>"
-            "<td>%s</td></tr>\n",
+            "<td>%s</td><td>%s</td></tr>\n",
             ap_escape_html(r->pool, name), v->gen, when, st.rules, st.exact_all,
             st.globs, st.regexes, st.deny, st.sections, ms.reloads, ms.failures,
             m->interval ? apr_psprintf(r->pool, "%d s", m->interval)
                         : "restart only",
             certauthz_map_sha256(v->map),
+            v->image ? ap_escape_html(r->pool, v->image) : "own copy",
             ms.last_error[0] ? ap_escape_html(r->pool, ms.last_error) : "-");
     }
     cz_version_give(v);
@@ -229,12 +231,13 @@ int cz_status_hook(request_rec *r, int flags)
                        counters ? apr_atomic_add64(&counters->n[i], 0) : 0);
         ap_rprintf(r,
                    "</tr>\n</table>\n<p>Map files as process %" APR_PID_T_FMT
-                   " sees them (each process reloads on its own):</p>\n"
+                   " sees them:</p>\n"
                    "<table border=\"1\"><tr><th>file</th><th>generation"
                    "</th><th>loaded</th><th>rules</th><th>exact</th>"
                    "<th>glob</th><th>regex</th><th>deny</th><th>issuer "
                    "sections</th><th>reloads / failures</th><th>checked"
-                   "</th><th>content SHA-256</th><th>last reload error</th>"
+                   "</th><th>content SHA-256</th><th>shared image</th>"
+                   "<th>last reload error</th>"
                    "</tr>\n",
                    getpid());
     }

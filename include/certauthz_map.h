@@ -64,6 +64,10 @@ void certauthz_map_stats(const certauthz_map_t *map,
                          certauthz_map_stats_t *stats);
 
 const char *certauthz_map_name(const certauthz_map_t *map);
+/* Name the map anew (an image opened from where its map file now is: rule
+ * locations, FILE:LINE, name that file).  Before the map is shared. */
+void certauthz_map_set_name(certauthz_map_t *map, const char *name,
+                            apr_pool_t *p);
 
 /* The map's content hash: SHA-256 of the text it was parsed from, in
  * lower-case hex (what sha256sum prints for the file), so that servers can

@@ -77,4 +77,9 @@ const char *certauthz_log_escape(const char *s, apr_pool_t *p);
  * nothing needs escaping. */
 const char *certauthz_audit_value(const char *s, apr_pool_t *p);
 
+/* The SHA-256 of a file's content as lower-case hex (out: 65 bytes), read
+ * in pieces; the status of the open or read that failed otherwise. */
+apr_status_t certauthz_file_sha256(const char *path, char out[65],
+                                   apr_pool_t *p);
+
 #endif /* CERTAUTHZ_UTIL_H */

@@ -120,6 +120,17 @@ certauthz_watch_e certauthz_watch_loaded(certauthz_watch_t *w,
  * takes a file as it is, at startup). */
 void certauthz_watch_accept(certauthz_watch_t *w);
 
+/* The file's state sig is in force from now on, though this watch did not
+ * read it (another process did): what certauthz_watch_accept() would have
+ * made it after reading it. */
+void certauthz_watch_adopt(certauthz_watch_t *w,
+                           const certauthz_file_sig_t *sig);
+
+/* The file's state sig was refused (by another process): not read again
+ * until the file changes. */
+void certauthz_watch_refuse(certauthz_watch_t *w,
+                            const certauthz_file_sig_t *sig);
+
 /* How long, from now, until the pending change has settled (0 when it has). */
 apr_interval_time_t certauthz_watch_settle_left(const certauthz_watch_t *w,
                                                 apr_time_t now);

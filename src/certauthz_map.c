@@ -990,8 +990,16 @@ const certauthz_selector_t *certauthz_map_rule_sel(const certauthz_map_t *m,
     if (r->kind != CERTAUTHZ_SEL_EXACT && r->aux < m->napat + m->ndpat)
         return &m->psel[r->aux];
     memset(tmp, 0, sizeof(*tmp));
-    tmp->type = r->type;
     tmp->kind = CERTAUTHZ_SEL_EXACT;
+    if (r->type >= CERTAUTHZ_NTYPES) {
+        /* a damaged image's rule, of no type: a selector that matches no
+         * certificate (a sha256 fact is never empty), never one that
+         * indexes facts past their types */
+        tmp->type = CERTAUTHZ_SHA256;
+        tmp->value = "";
+        return tmp;
+    }
+    tmp->type = r->type;
     tmp->len = r->len <= m->nstr && r->value <= m->nstr - r->len ? r->len : 0;
     tmp->value = tmp->len ? m->str + r->value : "";
     if (r->type == CERTAUTHZ_DN && r->aux && r->aux < m->nstr)
@@ -1032,6 +1040,10 @@ apr_status_t certauthz_map_finish(certauthz_map_t *m, const char **why,
             return CERTAUTHZ_EBADINPUT;
         }
         sel = &m->psel[r->aux];
+        if (compile && sel->value) { /* two rules, one pattern number */
+            *why = "a pattern rule out of place";
+            return CERTAUTHZ_EBADINPUT;
+        }
         if (r->kind == CERTAUTHZ_SEL_GLOB) {
             memset(sel, 0, sizeof(*sel));
             sel->type = r->type;
@@ -1088,6 +1100,11 @@ void certauthz_map_stats(const certauthz_map_t *m, certauthz_map_stats_t *st)
 const char *certauthz_map_name(const certauthz_map_t *m)
 {
     return m->name;
+}
+
+void certauthz_map_set_name(certauthz_map_t *m, const char *name, apr_pool_t *p)
+{
+    m->name = apr_pstrdup(p, name);
 }
 
 const char *certauthz_map_sha256(const certauthz_map_t *m)
@@ -1231,7 +1248,10 @@ void certauthz_map_resolve(certauthz_identity_t *id, const certauthz_map_t *m,
         return;
     }
     for (k = 0; k < m->ndpat; k++) {
-        r = rule_at(m, m->dpat[k]);
+        uint32_t idx = m->dpat[k];
+        if (idx >= m->nrules)
+            continue; /* checked when opened: an image damaged since */
+        r = rule_at(m, idx);
         if (in_scope(r, scope)
             && certauthz_selector_match(pat_sel(m, r), f, NULL)) {
             id->outcome = CERTAUTHZ_DENIED;
@@ -1243,9 +1263,14 @@ void certauthz_map_resolve(certauthz_identity_t *id, const certauthz_map_t *m,
     /* first allow rule in file order, exact or pattern */
     best = exact_first(m, f, scope, 0);
     caps.n = 0;
-    for (k = 0; k < m->napat && m->apat[k] < best; k++) {
+    for (k = 0; k < m->napat; k++) {
+        uint32_t idx = m->apat[k];
         int hit;
-        r = rule_at(m, m->apat[k]);
+        if (idx >= best)
+            break;
+        if (idx >= m->nrules)
+            continue; /* as above */
+        r = rule_at(m, idx);
         if (!in_scope(r, scope))
             continue;
         hit = certauthz_selector_match(pat_sel(m, r), f, &caps);
@@ -1256,7 +1281,7 @@ void certauthz_map_resolve(certauthz_identity_t *id, const certauthz_map_t *m,
             return;
         }
         if (hit == 1) {
-            best = m->apat[k];
+            best = idx;
             break;
         }
     }
@@ -1295,8 +1320,8 @@ void certauthz_map_each_match(const certauthz_map_t *m,
         const certauthz_rule_t *r = rule_at(m, i);
         certauthz_selector_t tmp;
         int hit;
-        if (!in_scope(r, scope))
-            continue;
+        if (!in_scope(r, scope) || r->type >= CERTAUTHZ_NTYPES)
+            continue; /* (no type: a damaged image's rule) */
         /* as in resolve: a regex that gave up matches only for deny rules */
         hit = certauthz_selector_match(certauthz_map_rule_sel(m, r, &tmp), f,
                                        NULL);

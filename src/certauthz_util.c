@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <apr_file_io.h>
 #include <apr_strings.h>
 #include <openssl/evp.h>
 
@@ -368,4 +369,43 @@ const char *certauthz_audit_value(const char *s, apr_pool_t *p)
     }
     *o = '\0';
     return d;
+}
+
+apr_status_t certauthz_file_sha256(const char *path, char out[65],
+                                   apr_pool_t *p)
+{
+    enum { PIECE = 65536 };
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char d[32];
+    unsigned n = 0;
+    char *buf = apr_palloc(p, PIECE);
+    apr_file_t *f;
+    apr_status_t rv;
+
+    out[0] = '\0';
+    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(md);
+        return APR_ENOMEM;
+    }
+    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                       APR_OS_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        EVP_MD_CTX_free(md);
+        return rv;
+    }
+    while (rv == APR_SUCCESS) {
+        apr_size_t got = 0;
+        rv = apr_file_read_full(f, buf, PIECE, &got);
+        if (got && !EVP_DigestUpdate(md, buf, got))
+            rv = APR_ENOMEM;
+    }
+    apr_file_close(f);
+    if (rv == APR_EOF)
+        rv =
+            EVP_DigestFinal_ex(md, d, &n) && n == 32 ? APR_SUCCESS : APR_ENOMEM;
+    EVP_MD_CTX_free(md);
+    if (rv == APR_SUCCESS)
+        for (int i = 0; i < 32; i++)
+            apr_snprintf(out + 2 * i, 3, "%02x", d[i]);
+    return rv;
 }

@@ -86,6 +86,22 @@ void certauthz_watch_accept(certauthz_watch_t *w)
     w->first = 0;
 }
 
+void certauthz_watch_adopt(certauthz_watch_t *w,
+                           const certauthz_file_sig_t *sig)
+{
+    w->loaded = *sig;
+    memset(&w->pending, 0, sizeof(w->pending));
+    w->first = 0;
+}
+
+void certauthz_watch_refuse(certauthz_watch_t *w,
+                            const certauthz_file_sig_t *sig)
+{
+    w->refused = *sig;
+    if (certauthz_file_sig_same(sig, &w->pending))
+        memset(&w->pending, 0, sizeof(w->pending));
+}
+
 certauthz_watch_e certauthz_watch_loaded(certauthz_watch_t *w,
                                          const certauthz_file_obs_t *after,
                                          apr_status_t rv)

@@ -11,7 +11,10 @@
  *   certauthz explain [--json] MAP CERT
  *       exit 0 mapped, 3 denied by a deny rule, 4 unmapped, 1 bad map or
  *       certificate, 2 usage
- *   certauthz help [check|explain], certauthz --help, certauthz --version
+ *   certauthz compile MAP [OUT]
+ *       write MAP's compiled image to OUT (default MAP.img); exit 0 written,
+ *       1 map errors or the image cannot be written, 2 usage
+ *   certauthz help [check|explain|compile], certauthz --help, --version
  *
  * JSON output (--json): one document on standard output, UTF-8, pretty
  * printed; nothing on standard error (exit 2, usage, prints no JSON).
@@ -121,6 +124,7 @@
 #include "certauthz.h"
 #include "certauthz_dn.h"
 #include "certauthz_facts.h"
+#include "certauthz_image.h"
 #include "certauthz_lint.h"
 #include "certauthz_map.h"
 #include "certauthz_util.h"
@@ -139,7 +143,8 @@ enum {
 static const char HELP_USAGE[] =
     "usage: certauthz check [--json] [--strict] [--ca FILE]... MAP...\n"
     "       certauthz explain [--json] MAP CERT\n"
-    "       certauthz help [check|explain]\n"
+    "       certauthz compile MAP [OUT]\n"
+    "       certauthz help [check|explain|compile]\n"
     "       certauthz --help | --version\n";
 
 static const char HELP_INTRO[] =
@@ -255,12 +260,25 @@ static const char HELP_JSON[] =
     "    RULE = {file, line, selector, deny, issuer|null, user|null,\n"
     "            groups:[..]|null}  (user and groups as written, with $N)\n";
 
+static const char HELP_COMPILE[] =
+    "\n"
+    "certauthz compile MAP [OUT]\n"
+    "  Load MAP as the module would and write its compiled image to OUT\n"
+    "  (default: MAP.img), with MAP's permissions, to a temporary file\n"
+    "  renamed into place.  mod_certauthz takes MAP.img instead of parsing\n"
+    "  MAP when it is a valid image of MAP's present content (same SHA-256)\n"
+    "  written by the same build; otherwise it logs why and parses MAP.\n"
+    "  Prints the image's path, rules, content hash and size.  Errors of\n"
+    "  MAP as FILE:LINE: reason on standard error (nothing is written).\n";
+
 static const char HELP_EXIT[] =
     "\n"
     "Exit status:  0       1             2      3       4         5\n"
     "  check       valid   map errors    usage                    --strict\n"
     "                                                             warnings\n"
     "  explain     mapped  bad map/cert  usage  denied  unmapped\n"
+    "  compile     written map errors,   usage\n"
+    "                      not written\n"
     "\n"
     "See certauthz(1) and the mod_certauthz README.\n";
 
@@ -271,6 +289,7 @@ static void help(FILE *out, const char *topic)
         fputs(HELP_INTRO, out);
         fputs(HELP_CHECK, out);
         fputs(HELP_EXPLAIN, out);
+        fputs(HELP_COMPILE, out);
         fputs(HELP_JSON, out);
         fputs(HELP_EXIT, out);
     }
@@ -281,6 +300,9 @@ static void help(FILE *out, const char *topic)
     else if (!strcmp(topic, "explain")) {
         fputs(HELP_EXPLAIN, out);
         fputs(HELP_JSON, out);
+    }
+    else if (!strcmp(topic, "compile")) {
+        fputs(HELP_COMPILE, out);
     }
 }
 
@@ -1357,6 +1379,59 @@ static int cmd_explain(int argc, char **argv, apr_pool_t *p)
     return status;
 }
 
+/* ---- compile -------------------------------------------------------------- */
+
+static int cmd_compile(int argc, char **argv, apr_pool_t *p)
+{
+    const char *args[2] = {NULL, NULL}, *out, *why = NULL;
+    apr_array_header_t *errs = NULL;
+    certauthz_map_t *map = NULL;
+    certauthz_map_stats_t st;
+    apr_finfo_t fi;
+    apr_status_t rv;
+    int n = 0, end = 0;
+
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (end || a[0] != '-' || !a[1]) {
+            if (n == 2)
+                return usage_error("%s", "compile takes one MAP and one OUT");
+            args[n++] = a;
+        }
+        else if (!strcmp(a, "--"))
+            end = 1;
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            help(stdout, "compile");
+            return EXIT_OK;
+        }
+        else
+            return usage_error("compile: unknown option '%s'", show(a, 1, p));
+    }
+    if (!n)
+        return usage_error("%s", "compile needs a MAP");
+    out = args[1] ? args[1] : apr_pstrcat(p, args[0], ".img", NULL);
+    rv = certauthz_map_load(&map, args[0], &errs, p);
+    if (rv != APR_SUCCESS || !map) {
+        print_errors(errs, p);
+        return EXIT_ERRORS;
+    }
+    if (apr_stat(&fi, args[0], APR_FINFO_PROT, p) != APR_SUCCESS)
+        fi.protection = APR_FPROT_UREAD | APR_FPROT_UWRITE;
+    rv = certauthz_image_write(map, out, fi.protection, &why, p);
+    if (rv != APR_SUCCESS) {
+        fprintf(stderr, "certauthz: %s\n", show(why, 0, p));
+        return EXIT_ERRORS;
+    }
+    if (apr_stat(&fi, out, APR_FINFO_SIZE, p) != APR_SUCCESS)
+        fi.size = 0;
+    certauthz_map_stats(map, &st);
+    printf("%s: compiled to %s\n  %s\n  content   sha256 %s\n  image     "
+           "%" APR_OFF_T_FMT " bytes, format %d\n",
+           show(args[0], 0, p), show(out, 0, p), certauthz_map_summary(&st, p),
+           certauthz_map_sha256(map), fi.size, CERTAUTHZ_IMAGE_FORMAT);
+    return EXIT_OK;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -1376,8 +1451,8 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "help")) {
         if (argc > 3
             || (argc == 3 && strcmp(argv[2], "check")
-                && strcmp(argv[2], "explain")))
-            return usage_error("%s", "help takes check or explain");
+                && strcmp(argv[2], "explain") && strcmp(argv[2], "compile")))
+            return usage_error("%s", "help takes check, explain or compile");
         help(stdout, argc == 3 ? argv[2] : NULL);
         return EXIT_OK;
     }
@@ -1391,6 +1466,8 @@ int main(int argc, char **argv)
         rc = cmd_check(argc - 2, argv + 2, p);
     else if (!strcmp(argv[1], "explain"))
         rc = cmd_explain(argc - 2, argv + 2, p);
+    else if (!strcmp(argv[1], "compile"))
+        rc = cmd_compile(argc - 2, argv + 2, p);
     else
         rc = usage_error("unknown command '%s'", show(argv[1], 1, p));
     fflush(stdout);

@@ -734,13 +734,7 @@ ServerName localhost
 {listen}
 {modules}
 
-StartServers 1
-ServerLimit 2
-ThreadsPerChild 8
-ThreadLimit 8
-MinSpareThreads 1
-MaxSpareThreads 16
-MaxRequestWorkers 16
+{mpm}
 MaxConnectionsPerChild 0
 Timeout 20
 KeepAlive On
@@ -779,8 +773,30 @@ Header always set X-Ssl-Verify "%{{SSL_CLIENT_VERIFY}}s"
 """
 
 
+EVENT_TUNING = """\
+StartServers 1
+ServerLimit 2
+ThreadsPerChild 8
+ThreadLimit 8
+MinSpareThreads 1
+MaxSpareThreads 16
+MaxRequestWorkers 16"""
+
+
+def mpm_tuning(mpm, children):
+    """Process settings that keep exactly `children` child processes of
+    httpd's `mpm` ("prefork" or "event") running from the start: none is
+    stopped or started while a test runs (MaxConnectionsPerChild 0)."""
+    if mpm == "prefork":
+        return ("StartServers {n}\nMinSpareServers {n}\nMaxSpareServers {n}\n"
+                "ServerLimit {n}\nMaxRequestWorkers {n}").format(n=children)
+    return ("StartServers {n}\nServerLimit {n}\nThreadsPerChild 4\n"
+            "ThreadLimit 4\nMinSpareThreads {t}\nMaxSpareThreads {t}\n"
+            "MaxRequestWorkers {t}").format(n=children, t=4 * children)
+
+
 def server_config_preamble(root, ports, modules, ssl_log_level="warn",
-                           extra=""):
+                           extra="", mpm=EVENT_TUNING):
     """The global part shared by every test server's configuration (Httpd
     and ExtraHttpd): ServerRoot, run dir, PidFile, `User nobody` when run
     as root, one `Listen 127.0.0.1:p` per port in `ports`, the LoadModule
@@ -795,7 +811,7 @@ def server_config_preamble(root, ports, modules, ssl_log_level="warn",
         r=root, user="User nobody\nGroup nogroup" if IS_ROOT else "",
         listen="\n".join("Listen 127.0.0.1:%d" % p for p in ports),
         modules=module_lines(modules), ssl_log_level=ssl_log_level,
-        extra=extra)
+        extra=extra, mpm=mpm)
 
 
 class Httpd:
@@ -1121,14 +1137,19 @@ class ExtraHttpd(Httpd):
     under htdocs/."""
 
     def __init__(self, root, certs, body, nports=1, files=None, docs=(),
-                 modules=None):
+                 modules=None, mpm=None, children=1):
         super().__init__(root, certs)
         self.body = body
         self.nports = nports
         self.ports = []
         self.files = dict(files or {})
         self.docs = list(docs)
-        self.modules = modules or EXTRA_MODULES
+        self.modules = list(modules or EXTRA_MODULES)
+        self.mpm_text = EVENT_TUNING
+        if mpm:
+            self.modules = ["mpm_" + mpm] + [
+                m for m in self.modules if not m.startswith("mpm_")]
+            self.mpm_text = mpm_tuning(mpm, children)
 
     def setup(self):
         self._setup_base()
@@ -1144,7 +1165,7 @@ class ExtraHttpd(Httpd):
             server_config_preamble(
                 self.root, self.ports, self.modules, ssl_log_level="info",
                 extra='Header always set X-Ssl-Client-Cn '
-                      '"%{SSL_CLIENT_S_DN_CN}s"'),
+                      '"%{SSL_CLIENT_S_DN_CN}s"', mpm=self.mpm_text),
             self.body(self))
 
     def _use_ports(self, ports):

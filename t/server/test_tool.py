@@ -1012,7 +1012,10 @@ def test_explain_bad_map(tool_dir, certs):
      "explain: unknown option '--strict'"),
     (["explain", "--ca", "{m}", "{m}", "{m}"],
      "explain: unknown option '--ca'"),
-    (["help", "bogus"], "help takes check or explain"),
+    (["help", "bogus"], "help takes check, explain or compile"),
+    (["compile"], "compile needs a MAP"),
+    (["compile", "{m}", "{m}.img", "{m}"], "compile takes one MAP and one OUT"),
+    (["compile", "--json", "{m}"], "compile: unknown option '--json'"),
 ])
 def test_usage_errors(tool_dir, args, message):
     args = [a.format(m=tool_dir / "good.map") for a in args]
@@ -1029,7 +1032,8 @@ def test_help(tool_dir):
     assert full.startswith(
         "usage: certauthz check [--json] [--strict] [--ca FILE]... MAP...\n"
         "       certauthz explain [--json] MAP CERT\n"
-        "       certauthz help [check|explain]\n"
+        "       certauthz compile MAP [OUT]\n"
+        "       certauthz help [check|explain|compile]\n"
         "       certauthz --help | --version\n")
     for s in ("unanchored regex", "shadowed", "issuer without CA",
               "--ca FILE", "--strict", "--json", "JSON (--json)",
@@ -1117,3 +1121,47 @@ def test_man_page(tool_dir):
         p = subprocess.run([groff, "-man", "-ww", "-z", str(MAN)],
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 0 and p.stderr == "", p.stderr
+
+
+# compile
+
+def test_compile_writes_the_image_the_module_reads(tool_dir):
+    m = tool_dir / "good.map"
+    out = tool_dir / "good.map.img"
+    if out.exists():
+        out.unlink()
+    os.chmod(m, 0o640)
+    try:
+        rc, o, err = run("compile", m)
+    finally:
+        os.chmod(m, 0o644)
+    assert rc == 0 and err == "", err
+    digest = hashlib.sha256(m.read_bytes()).hexdigest()
+    data = out.read_bytes()
+    assert o.startswith("%s: compiled to %s\n" % (m, out)), o
+    assert "  content   sha256 %s\n" % digest in o, o
+    assert "  image     %d bytes, format 1\n" % len(data) in o, o
+    # the check's counts phrase, and an image header
+    check = run("check", m)[1]
+    phrase = re.search(r"\d+ rules \([^)]*\)[^\n]*", o).group(0)
+    assert phrase in check, (phrase, check)
+    assert data[:8] == b"CZMAPIMG"
+    assert int.from_bytes(data[8:12], "little") == 1
+    # its permissions are the map's
+    assert oct(os.stat(out).st_mode & 0o777) == oct(0o640)
+    # OUT elsewhere: the same bytes
+    rc, o2, _ = run("compile", m, tool_dir / "elsewhere.img")
+    assert rc == 0 and (tool_dir / "elsewhere.img").read_bytes() == data
+
+
+def test_compile_refuses_a_bad_map_and_writes_nothing(tool_dir):
+    before = set(os.listdir(tool_dir))
+    rc, o, err = run("compile", tool_dir / "bad.map")
+    assert rc == 1 and o == ""
+    assert "%s:2: unknown selector type 'emial'" % (tool_dir / "bad.map") \
+        in err, err
+    assert set(os.listdir(tool_dir)) == before
+    rc, o, err = run("compile", tool_dir / "good.map",
+                     tool_dir / "no-such-dir" / "x.img")
+    assert rc == 1 and o == "" and "cannot create a file beside" in err, err
+    assert set(os.listdir(tool_dir)) == before
