@@ -629,3 +629,93 @@ def test_a_precompiled_image_is_used_instead_of_parsing(workdir, certs):
         assert set(answers(s, certs["alice"])) == {"alice-pc3"}
     finally:
         assert s.stop()
+
+
+# ---- memory -------------------------------------------------------------------------
+
+def pss_kb(pid):
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for l in f:
+            if l.startswith("Pss:"):
+                return int(l.split()[1])
+    return 0
+
+
+def server_pss_kb(srv):
+    return pss_kb(srv.proc.pid) + sum(pss_kb(p) for p in children(srv))
+
+
+def wait_old_unmapped(srv, timeout=30):
+    """Bounded: until no child maps an image but the current one."""
+    cur = pointer(srv)["image"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        mapped = set()
+        for pid in children(srv):
+            with open("/proc/%d/maps" % pid) as f:
+                mapped |= set(re.findall(r"%s\.\d+\.img" % key(srv), f.read()))
+        if mapped <= {cur}:
+            return
+        time.sleep(0.2)
+    raise AssertionError("old images still mapped: %r" % mapped)
+
+
+def test_memory_after_reloads_stays_near_memory_after_start(workdir, certs):
+    """A fixed, generous bound (the numbers are bench/memreload.py's): with
+    a copy per child, 4 children reloading a 200,000-line map would add
+    some 4 x 20 MB; with one image they add next to nothing."""
+    n = 200000
+    s = make_server(workdir, certs, "memory", "prefork", children=4,
+                    map_text=version("m1", n))
+    s.start()
+    try:
+        wait_children(s, 4)
+        alice = certs["alice"]
+        assert set(answers(s, alice, n=16)) == {"alice-m1"}
+        start = server_pss_kb(s)
+        for v in ("m2", "m3"):
+            text = version(v, n)
+            s.write_map("shared.map", text)
+            wait_all_on(s, sha(text), timeout=120)
+            assert set(answers(s, alice, n=16)) == {"alice-" + v}
+        wait_old_unmapped(s)
+        after = server_pss_kb(s)
+        image_kb = os.stat(store(s) / pointer(s)["image"]).st_size // 1024
+        print("pss start %d kB, after %d kB, image %d kB" % (start, after, image_kb))
+        assert after <= 1.5 * start + image_kb // 2, (start, after, image_kb)
+    finally:
+        assert s.stop()
+
+
+def test_an_image_that_cannot_be_written_leaves_each_child_its_own_copy(
+        workdir, certs):
+    """The store stops being writable (children run as User): each child
+    says so, parses the change itself and serves it; writable again, the
+    next change is shared again."""
+    if not H.IS_ROOT:
+        pytest.skip("needs root: children must run as another user")
+    s = make_server(workdir, certs, "unwritable", "prefork", children=2)
+    s.start()
+    try:
+        wait_children(s, 2)
+        alice = certs["alice"]
+        os.chmod(store(s), 0o500)
+        text = version("uw2")
+        s.write_map("shared.map", text)
+        on = wait_all_on(s, sha(text))
+        assert {tag for tag, _, _ in on.values()} == {"CERTAUTHZ0030:"}, on
+        errs = lines(s, "CERTAUTHZ0043:")
+        assert len({re.search(r"\[pid (\d+):", l).group(1) for l in errs}) \
+            == 2, errs
+        assert all("own copy" in l for l in errs), errs
+        assert set(answers(s, alice)) == {"alice-uw2"}
+        os.chmod(store(s), 0o700)
+        text = version("uw3")
+        s.write_map("shared.map", text)
+        on = wait_all_on(s, sha(text))
+        assert sorted(t for t, _, _ in on.values()) == ["CERTAUTHZ0030:",
+                                                        "CERTAUTHZ0040:"], on
+        assert set(answers(s, alice)) == {"alice-uw3"}
+        assert pointer(s)["sha256"] == sha(text)
+    finally:
+        assert s.stop()
