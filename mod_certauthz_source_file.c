@@ -149,7 +149,20 @@ static cz_refresh_e follow(const cz_source_t *src, apr_uint32_t gen,
         return CZ_REFRESH_SAME;
     f->seen_serial = f->ptr.serial;
     if (f->ptr.gen > gen) {
-        if (cz_store_open(f->key, &f->ptr, out, &why, ptemp) == APR_SUCCESS) {
+        apr_status_t rv = cz_store_open(f->key, &f->ptr, out, &why, ptemp);
+        /* an image removed as this process opened it: changes came fast,
+         * the pointer has moved on (a few times at most) */
+        for (int i = 0; i < 3 && APR_STATUS_IS_ENOENT(rv); i++) {
+            const char *w2;
+            cz_pointer_t again;
+            if (cz_store_read(f->key, &again, &w2, ptemp) != APR_SUCCESS
+                || again.serial == f->ptr.serial || again.gen <= gen)
+                break;
+            f->ptr = again;
+            f->seen_serial = again.serial;
+            rv = cz_store_open(f->key, &f->ptr, out, &why, ptemp);
+        }
+        if (rv == APR_SUCCESS) {
             certauthz_watch_adopt(&f->watch, &f->ptr.source);
             if (f->ptr.has_refused)
                 certauthz_watch_refuse(&f->watch, &f->ptr.refused);

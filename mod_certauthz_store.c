@@ -537,6 +537,14 @@ void cz_store_unlock(cz_store_lock_t *l)
 
 void cz_store_post_config(server_rec *s, apr_pool_t *pconf)
 {
+#if defined(__GLIBC__)
+    /* A map's arrays are large blocks grown by realloc(): with glibc's
+     * threshold for mmap()ed blocks kept at its default (128 KiB; glibc
+     * raises it after the first large free, and then serves such blocks
+     * from its heaps: copied when they grow, kept when freed), every parse
+     * costs the same and gives its memory back when it is freed. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
     const char *dir = ap_runtime_dir_relative(pconf, "certauthz");
     apr_finfo_t fi;
     apr_status_t rv;
