@@ -29,6 +29,7 @@
 #include "apr_thread_proc.h"
 
 #include "mod_certauthz_private.h"
+#include "mpm_common.h"
 
 typedef struct {
     apr_pool_t *pool;
@@ -447,6 +448,15 @@ static void share_startup(cz_map_t *m, server_rec *s, apr_pool_t *ptemp)
      * without the lock (renames keep every file whole either way) */
     for (int i = 0; i < 50 && !(lk = cz_store_trylock(m->key, 0, ptemp)); i++)
         apr_sleep(apr_time_from_msec(100));
+    if (!lk) {
+        /* never written without the lock: the children inherit this copy,
+         * and follow the store from their first reload on */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "CERTAUTHZ0046: map %s: its compile lock is held: not "
+                     "shared at this start",
+                     m->source.name);
+        return;
+    }
     if (cz_store_read(m->key, &ptr, &why, ptemp) != APR_SUCCESS)
         memset(&ptr, 0, sizeof(ptr));
     if (ptr.gen && !strcmp(ptr.sha256, certauthz_map_sha256(v->map))) {
@@ -520,7 +530,9 @@ void cz_maps_post_config(server_rec *s, apr_pool_t *ptemp)
                      certauthz_map_summary(&st, ptemp),
                      certauthz_map_sha256(v->map),
                      m->interval ? "every " : "never: ", m->interval);
+        cz_store_become_user();
         share_startup(m, s, ptemp);
+        cz_store_become_root();
     }
 }
 
@@ -536,7 +548,7 @@ static void child_first(cz_map_t *m, server_rec *s, apr_pool_t *pchild)
     apr_array_header_t *errs;
 
     apr_pool_create(&ptemp, pchild);
-    m->source.type->first(&m->source, 0, 0, &got, ptemp);
+    m->source.type->first(&m->source, CZ_FIRST_SHARED, 0, &got, ptemp);
     if (!got.map && (got.pool = cz_own_pool("certauthz_map"))) {
         const char *why = got.why ? got.why : "cannot be loaded";
         if (certauthz_map_parse(&got.map, m->source.name, "", 0, &errs,
@@ -550,7 +562,13 @@ static void child_first(cz_map_t *m, server_rec *s, apr_pool_t *pchild)
                      m->source.name, why);
         set_last_error(m, why);
     }
-    if (got.map) {
+    if (!got.map) {
+        /* not even an empty map (out of memory): this child cannot answer */
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     "CERTAUTHZ0047: map %s: out of memory", m->source.name);
+        exit(APEXIT_CHILDSICK);
+    }
+    {
         cz_version_t *v = version_new(&got);
         m->current = v;
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,

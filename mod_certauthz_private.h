@@ -166,6 +166,8 @@ typedef enum {
     CZ_REFRESH_FAILED    /* a change that cannot be taken (why says why) */
 } cz_refresh_e;
 
+#define CZ_FIRST_SHARED (-1)
+
 typedef struct {
     const char *kind; /* the key prefix: "file" */
     /* Before the first load: the source's own state in data, from p (the
@@ -179,6 +181,9 @@ typedef struct {
      * why. */
     void (*first)(cz_source_t *src, int waits, int at_startup, cz_loaded_t *out,
                   apr_pool_t *ptemp);
+    /* (waits is CZ_FIRST_SHARED in a child for a map the parent shared:
+     * the store's current version, whatever the source's state; the
+     * reload thread takes changes from there.) */
     /* Reload thread: has the source changed, and if so its new version.
      * gen: the generation in force (for log lines). */
     cz_refresh_e (*refresh)(cz_source_t *src, apr_uint32_t gen,
@@ -320,6 +325,9 @@ void cz_store_unlock(cz_store_lock_t *l);
 /* Give memory a parse freed back to the system. */
 void cz_store_trim(void);
 void cz_store_post_config(server_rec *s, apr_pool_t *pconf);
+/* The parent (root) works in the store as httpd's user, between these. */
+void cz_store_become_user(void);
+void cz_store_become_root(void);
 void cz_store_child_init(apr_pool_t *pchild);
 
 /* ==== mod_certauthz_request.c =========================================

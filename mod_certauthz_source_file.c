@@ -35,6 +35,8 @@ typedef struct {
     const char *key;          /* the registry's key of the map */
     cz_pointer_t ptr;         /* the pointer as last read */
     apr_uint64_t seen_serial; /* the last pointer acted on */
+    int own_copy;             /* the version in force is this process's own
+                                 parse, not an image */
 } file_source_t;
 
 static const char *file_create(cz_source_t *src, apr_pool_t *p)
@@ -148,7 +150,13 @@ static cz_refresh_e follow(const cz_source_t *src, apr_uint32_t gen,
         || f->ptr.serial == f->seen_serial)
         return CZ_REFRESH_SAME;
     f->seen_serial = f->ptr.serial;
-    if (f->ptr.gen > gen) {
+    /* newer; or, for a copy of this process's own, an image of the very
+     * state of the file it holds (its generation may be numbered apart) */
+    if (f->ptr.gen
+        && (f->ptr.gen > gen
+            || (f->own_copy
+                && certauthz_file_sig_same(&f->ptr.source,
+                                           &f->watch.loaded)))) {
         apr_status_t rv = cz_store_open(f->key, &f->ptr, out, &why, ptemp);
         /* an image removed as this process opened it: changes came fast,
          * the pointer has moved on (a few times at most) */
@@ -167,6 +175,7 @@ static cz_refresh_e follow(const cz_source_t *src, apr_uint32_t gen,
             if (f->ptr.has_refused)
                 certauthz_watch_refuse(&f->watch, &f->ptr.refused);
             out->adopted = 1;
+            f->own_copy = 0;
             return CZ_REFRESH_NEW;
         }
         if (s)
@@ -201,6 +210,7 @@ static void publish(const cz_source_t *src, cz_loaded_t *out, server_rec *s,
     out->state = f->watch.loaded;
     if (cz_store_publish(f->key, &f->ptr, out, s, ptemp) == APR_SUCCESS)
         f->seen_serial = f->ptr.serial;
+    f->own_copy = out->image == NULL;
 }
 
 /* A first version this process parsed at request time: the image of the
@@ -217,8 +227,10 @@ static void share_first(const cz_source_t *src, cz_loaded_t *out,
 
     for (int i = 0; i < 200 && !(lk = cz_store_trylock(f->key, 0, ptemp)); i++)
         apr_sleep(apr_time_from_msec(50));
-    if (!lk)
-        return; /* a copy of this process's own */
+    if (!lk) {
+        f->own_copy = 1; /* a copy of this process's own */
+        return;
+    }
     if (cz_store_read(f->key, &f->ptr, &why, ptemp) != APR_SUCCESS)
         memset(&f->ptr, 0, sizeof(f->ptr));
     if (f->ptr.gen && certauthz_file_sig_same(&f->ptr.source, &f->watch.loaded)
@@ -230,7 +242,15 @@ static void share_first(const cz_source_t *src, cz_loaded_t *out,
         f->seen_serial = f->ptr.serial;
     }
     else {
-        publish(src, out, NULL, ptemp);
+        /* only the file as it is now: a parse of an older state would roll
+         * the whole server back */
+        certauthz_file_obs_t now;
+        certauthz_watch_observe(&now, src->name, 0, ptemp);
+        if (now.stat_rv == APR_SUCCESS
+            && certauthz_file_sig_same(&now.sig, &f->watch.loaded))
+            publish(src, out, NULL, ptemp);
+        else
+            f->own_copy = 1;
     }
     cz_store_unlock(lk);
 }
@@ -239,6 +259,29 @@ static void file_first(cz_source_t *src, int waits, int at_startup,
                        cz_loaded_t *out, apr_pool_t *ptemp)
 {
     certauthz_watch_t *w = &((file_source_t *)src->data)->watch;
+
+    /* a child's first version of a map the parent shared: the store's
+     * current image as it is (the file may have changed since: the reload
+     * thread takes that, by the rules of a reload); without one, the file,
+     * as an .htaccess map's first load takes it */
+    if (waits == CZ_FIRST_SHARED) {
+        file_source_t *f = src->data;
+        const char *why;
+        waits = 8;
+        if (cz_store_enabled()
+            && cz_store_read(f->key, &f->ptr, &why, ptemp) == APR_SUCCESS
+            && f->ptr.gen
+            && cz_store_open(f->key, &f->ptr, out, &why, ptemp)
+                   == APR_SUCCESS) {
+            certauthz_watch_adopt(w, &f->ptr.source);
+            if (f->ptr.has_refused)
+                certauthz_watch_refuse(w, &f->ptr.refused);
+            f->seen_serial = f->ptr.serial;
+            f->own_copy = 0;
+            out->adopted = 1;
+            return;
+        }
+    }
 
     for (int tries = 0;; tries++) {
         int last = tries >= waits;
@@ -370,6 +413,9 @@ static cz_refresh_e file_refresh(cz_source_t *src, apr_uint32_t gen,
             cz_store_unlock(lk);
             if (!out->image) /* not shared: a copy of this process's own */
                 out->gen = gen + 1;
+        }
+        else {
+            f->own_copy = 1;
         }
         return CZ_REFRESH_NEW;
     case CERTAUTHZ_WATCH_CHANGED: /* try again once it settles */

@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -149,6 +150,16 @@ static int name_ok(const char *mapkey, const cz_pointer_t *ptr, apr_pool_t *p)
     return !strcmp(ptr->image, image_name(mapkey, ptr->gen, p));
 }
 
+/* A regular file itself, not a link to one (nor a FIFO, which would block
+ * an open): what a process of this module put in the store. */
+static int regular(const char *path, apr_pool_t *p)
+{
+    apr_finfo_t fi;
+    return apr_stat(&fi, path, APR_FINFO_LINK | APR_FINFO_TYPE, p)
+               == APR_SUCCESS
+           && fi.filetype == APR_REG;
+}
+
 apr_status_t cz_store_read(const char *mapkey, cz_pointer_t *ptr,
                            const char **why, apr_pool_t *p)
 {
@@ -163,7 +174,10 @@ apr_status_t cz_store_read(const char *mapkey, cz_pointer_t *ptr,
     *why = NULL;
     if (!store.dir)
         return APR_ENOENT;
-    rv = apr_file_open(&f, path, APR_FOPEN_READ, APR_OS_DEFAULT, p);
+    if (!regular(path, p))
+        rv = APR_ENOENT;
+    else
+        rv = apr_file_open(&f, path, APR_FOPEN_READ, APR_OS_DEFAULT, p);
     if (rv != APR_SUCCESS) {
         *why = apr_psprintf(p, "%s cannot be opened (%pm)", path, &rv);
         return rv;
@@ -230,17 +244,6 @@ bad:
     return CERTAUTHZ_EBADINPUT;
 }
 
-/* Files go to httpd's user when the parent (root) writes them. */
-static void own(const char *path)
-{
-    if (store.chown_to
-        && chown(path, ap_unixd_config.user_id, ap_unixd_config.group_id)
-               != 0) {
-        /* the directory is 0700 and httpd's: only root could read it;
-         * children then cannot, and say so when they try */
-    }
-}
-
 static apr_status_t write_pointer(const char *mapkey, const cz_pointer_t *ptr,
                                   const char **why, apr_pool_t *p)
 {
@@ -271,7 +274,6 @@ static apr_status_t write_pointer(const char *mapkey, const cz_pointer_t *ptr,
             rv = APR_EGENERAL;
         if (rv == APR_SUCCESS) {
             apr_file_perms_set(tmp, IMAGE_PERMS);
-            own(tmp);
             rv = apr_file_rename(tmp, path, p);
         }
         if (rv != APR_SUCCESS)
@@ -319,6 +321,11 @@ apr_status_t cz_store_open(const char *mapkey, const cz_pointer_t *ptr,
         *why = "no image";
         return APR_ENOENT;
     }
+    if (!regular(path, ptemp)) {
+        *why =
+            apr_psprintf(ptemp, "image %s refused: not a regular file", path);
+        return APR_ENOENT;
+    }
     /* the state its writer verified: anything else is checked whole */
     full = stat_sig(&now, path, ptemp) != APR_SUCCESS
            || !certauthz_file_sig_same(&now, &ptr->image_state);
@@ -334,9 +341,10 @@ apr_status_t cz_store_open(const char *mapkey, const cz_pointer_t *ptr,
         certauthz_map_t *whole = NULL;
         apr_pool_create(&cp, vp);
         rv = certauthz_image_open(&whole, path, 1, why, cp);
+        if (rv != APR_SUCCESS)
+            *why = apr_psprintf(ptemp, "image %s refused: %s", path, *why);
         apr_pool_destroy(cp);
         if (rv != APR_SUCCESS) {
-            *why = apr_psprintf(ptemp, "image %s refused: %s", path, *why);
             apr_pool_destroy(vp);
             return rv;
         }
@@ -419,7 +427,6 @@ apr_status_t cz_store_publish(const char *mapkey, cz_pointer_t *ptr,
     path = apr_pstrcat(ptemp, store.dir, "/", next.image, NULL);
     rv = certauthz_image_write(io->map, path, IMAGE_PERMS, &why, ptemp);
     if (rv == APR_SUCCESS) {
-        own(path);
         rv = stat_sig(&next.image_state, path, ptemp);
         if (rv != APR_SUCCESS)
             why =
@@ -495,6 +502,7 @@ cz_store_lock_t *cz_store_trylock(const char *mapkey, int wait, apr_pool_t *p)
 {
     cz_store_lock_t *l = apr_pcalloc(p, sizeof(*l));
     const char *path = path_of(mapkey, ".lock", p);
+    apr_finfo_t fi;
     apr_status_t rv;
 
     if (store.mtx) {
@@ -506,10 +514,12 @@ cz_store_lock_t *cz_store_trylock(const char *mapkey, int wait, apr_pool_t *p)
             return NULL;
         l->have_mtx = 1;
     }
-    rv = apr_file_open(&l->f, path, APR_FOPEN_CREATE | APR_FOPEN_WRITE,
-                       APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
+    rv = APR_EGENERAL;
+    if (regular(path, p)
+        || apr_stat(&fi, path, APR_FINFO_LINK, p) != APR_SUCCESS)
+        rv = apr_file_open(&l->f, path, APR_FOPEN_CREATE | APR_FOPEN_WRITE,
+                           APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
     if (rv == APR_SUCCESS) {
-        own(path);
         rv = apr_file_lock(l->f, APR_FLOCK_EXCLUSIVE
                                      | (wait ? 0 : APR_FLOCK_NONBLOCK));
         if (rv != APR_SUCCESS)
@@ -534,6 +544,57 @@ void cz_store_unlock(cz_store_lock_t *l)
 }
 
 /* ---- lifecycle -------------------------------------------------------------- */
+
+/* The directory, opened without following a link, made 0700 and httpd's
+ * user's through its descriptor. */
+static int take_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), ok;
+
+    if (fd < 0)
+        return 0;
+    ok = fchmod(fd, 0700) == 0
+         && (!store.chown_to
+             || fchown(fd, ap_unixd_config.user_id, ap_unixd_config.group_id)
+                    == 0);
+    close(fd);
+    return ok;
+}
+
+/* The parent runs as root: what it does in the store (a directory httpd's
+ * user may write) it does as that user, so that nothing planted there (a
+ * link, say) makes root write or give away a file elsewhere, and what it
+ * writes is that user's without a chown. */
+static struct {
+    int on;
+    gid_t egid;
+} as_user;
+
+void cz_store_become_user(void)
+{
+    if (!store.dir || !store.chown_to || as_user.on)
+        return;
+    as_user.egid = getegid();
+    if (setegid(ap_unixd_config.group_id) != 0)
+        return;
+    if (seteuid(ap_unixd_config.user_id) != 0) {
+        if (setegid(as_user.egid) != 0) {
+            /* still root's group; nothing else changed */
+        }
+        return;
+    }
+    as_user.on = 1;
+}
+
+void cz_store_become_root(void)
+{
+    if (!as_user.on)
+        return;
+    if (seteuid(0) != 0 || setegid(as_user.egid) != 0) {
+        /* cannot happen: the saved uid is root's */
+    }
+    as_user.on = 0;
+}
 
 void cz_store_post_config(server_rec *s, apr_pool_t *pconf)
 {
@@ -562,21 +623,15 @@ void cz_store_post_config(server_rec *s, apr_pool_t *pconf)
         store.why_not =
             apr_psprintf(pconf, "%s cannot be made (%pm)", dir, &rv);
     }
-    else if ((rv = apr_stat(&fi, dir, APR_FINFO_TYPE | APR_FINFO_USER, pconf))
+    else if ((rv = apr_stat(&fi, dir, APR_FINFO_TYPE | APR_FINFO_LINK, pconf))
                  != APR_SUCCESS
              || fi.filetype != APR_DIR) {
+        /* a link too: the parent (root) changes only what it made */
         store.why_not = apr_psprintf(pconf, "%s is not a directory", dir);
     }
-    else if (chmod(dir, 0700) != 0
-             || (store.chown_to
-                 && chown(dir, ap_unixd_config.user_id,
-                          ap_unixd_config.group_id)
-                        != 0)) {
+    else if (!take_dir(dir)) {
         store.why_not =
             apr_psprintf(pconf, "%s cannot be given to httpd's user", dir);
-    }
-    else if (access(dir, W_OK) != 0) {
-        store.why_not = apr_psprintf(pconf, "%s is not writable", dir);
     }
     else {
         store.dir = dir;

@@ -722,3 +722,58 @@ def test_an_image_that_cannot_be_written_leaves_each_child_its_own_copy(
         assert pointer(s)["sha256"] == sha(text)
     finally:
         assert s.stop()
+
+
+def test_a_child_started_after_a_refused_change_takes_the_image(workdir,
+                                                                 certs):
+    """A child that starts after the map file went bad takes the store's
+    image (the version in force), not the bad file nor an empty map."""
+    s = make_server(workdir, certs, "late-child", "prefork", children=2)
+    s.start()
+    try:
+        wait_children(s, 2)
+        good = sha(map_path(s).read_text())
+        s.write_map("shared.map", map_path(s).read_text() + "bogus:x y\n")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "refused" not in pointer(s):
+            time.sleep(0.1)
+        assert "refused" in pointer(s)
+        victim = children(s)[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            kids = children(s)
+            if len(kids) == 2 and victim not in kids:
+                break
+            time.sleep(0.1)
+        on = wait_all_on(s, good)
+        assert victim not in on
+        assert not lines(s, "CERTAUTHZ0047:"), lines(s, "CERTAUTHZ0047:")
+        assert set(answers(s, certs["alice"], n=12)) == {"alice-v1"}
+    finally:
+        assert s.stop()
+
+
+def test_the_parent_follows_no_link_planted_in_the_store(workdir, certs):
+    """The store is httpd's user's to write: a link planted there (as the
+    lock) must not make the parent, root, give a file of its own away."""
+    if not H.IS_ROOT:
+        pytest.skip("needs root: the parent must run as root")
+    s = make_server(workdir, certs, "planted", "prefork", children=2)
+    s.start()
+    assert s.stop()
+    victim = s.root / "victim"
+    victim.write_text("root's own\n")
+    os.chmod(victim, 0o600)
+    lock = store(s) / (key(s) + ".lock")
+    lock.unlink()
+    os.symlink(victim, lock)
+    s.start()
+    try:
+        wait_children(s, 2)
+        st = os.stat(victim)
+        assert (st.st_uid, st.st_gid) == (0, 0), st
+        assert victim.read_text() == "root's own\n"
+        assert set(answers(s, certs["alice"])) == {"alice-v1"}
+    finally:
+        assert s.stop()
