@@ -38,7 +38,10 @@ typedef enum {
     X(uri, CHECK_FACT, CERTAUTHZ_URI)                                          \
     X(upn, CHECK_FACT, CERTAUTHZ_UPN)                                          \
     X(issuer, CHECK_ISSUER, 0)                                                 \
-    X(sha256, CHECK_FACT, CERTAUTHZ_SHA256)
+    X(sha256, CHECK_FACT, CERTAUTHZ_SHA256)                                    \
+    X(eku, CHECK_FACT, CERTAUTHZ_EKU)                                          \
+    X(ku, CHECK_FACT, CERTAUTHZ_KU)                                            \
+    X(policy, CHECK_FACT, CERTAUTHZ_POLICY)
 
 typedef struct {
     const char *name;

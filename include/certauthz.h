@@ -44,7 +44,11 @@
     X(IP, "ip", 0, ip)                                                         \
     X(SERIAL, "serial", 0, serial)                                             \
     X(SHA256, "sha256", 0, sha256)                                             \
-    X(SPKI, "spki", 0, spki)
+    X(SPKI, "spki", 0, spki)                                                   \
+    X(EKU, "eku", 0, eku)                                                      \
+    X(KU, "ku", 0, ku)                                                         \
+    X(POLICY, "policy", 0, policy)                                             \
+    X(SKI, "ski", 0, ski)
 
 #define CERTAUTHZ_TYPE_ENUM_(id, name, fold, value) CERTAUTHZ_##id,
 typedef enum {

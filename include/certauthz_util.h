@@ -77,6 +77,29 @@ const char *certauthz_log_escape(const char *s, apr_pool_t *p);
  * nothing needs escaping. */
 const char *certauthz_audit_value(const char *s, apr_pool_t *p);
 
+/* A dotted OID in canonical form (arcs in decimal without leading zeros,
+ * the first 0-2, at least two, at most CERTAUTHZ_MAX_OID bytes), from its
+ * dotted text or, when names is not NULL, one of the names in it ({name,
+ * dotted} pairs ending with {NULL, NULL}; compared ignoring case).  NULL
+ * with *reason otherwise. */
+#define CERTAUTHZ_MAX_OID 256
+typedef struct {
+    const char *name, *oid;
+} certauthz_oid_name_t;
+const char *certauthz_oid_normalize(const char *s, apr_size_t len,
+                                    const certauthz_oid_name_t *names,
+                                    const char **reason, apr_pool_t *p);
+
+/* The extendedKeyUsage names the module knows (SPEC 7), and the policy
+ * names (anyPolicy). */
+extern const certauthz_oid_name_t certauthz_eku_names[];
+extern const certauthz_oid_name_t certauthz_policy_names[];
+
+/* keyUsage bits as RFC 5280 names them: bit 0 digitalSignature ... bit 8
+ * decipherOnly. */
+#define CERTAUTHZ_KU_BITS 9
+extern const char *const certauthz_ku_names[CERTAUTHZ_KU_BITS];
+
 /* The SHA-256 of a file's content as lower-case hex (out: 65 bytes), read
  * in pieces; the status of the open or read that failed otherwise. */
 apr_status_t certauthz_file_sha256(const char *path, char out[65],

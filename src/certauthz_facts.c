@@ -207,6 +207,67 @@ static apr_status_t extract_digests(builder_t *b, X509 *x)
     return APR_SUCCESS;
 }
 
+/* An extension of x, decoded; NULL when it is absent, and when it is there
+ * but unusable (more than one of it, which RFC 5280 forbids, or not
+ * decodable as its type): then counted as dropped. */
+static void *get_ext(builder_t *b, X509 *x, int nid)
+{
+    int crit = -1;
+    void *v = X509_get_ext_d2i(x, nid, &crit, NULL);
+
+    if (!v && crit != -1)
+        b->f->dropped++;
+    return v;
+}
+
+/* Most bytes of a subjectKeyIdentifier taken (RFC 5280's are 20). */
+#define MAX_SKI 256
+
+static void add_oid(builder_t *b, certauthz_type_e type, const ASN1_OBJECT *o)
+{
+    char buf[CERTAUTHZ_MAX_OID + 1];
+    int n = o ? OBJ_obj2txt(buf, sizeof(buf), o, 1) : -1;
+
+    if (n <= 0 || n > CERTAUTHZ_MAX_OID) {
+        b->f->dropped++;
+        return;
+    }
+    add_canonical(b, type, apr_pstrmemdup(b->p, buf, (apr_size_t)n));
+}
+
+/* eku, ku, policy, ski: each value in the certificate's order (ku in bit
+ * order), OIDs dotted, the SKI in upper-case hex. */
+static void extract_extensions(builder_t *b, X509 *x)
+{
+    EXTENDED_KEY_USAGE *eku = get_ext(b, x, NID_ext_key_usage);
+    ASN1_BIT_STRING *ku = get_ext(b, x, NID_key_usage);
+    CERTIFICATEPOLICIES *cp = get_ext(b, x, NID_certificate_policies);
+    ASN1_OCTET_STRING *ski = get_ext(b, x, NID_subject_key_identifier);
+
+    for (int i = 0; eku && i < sk_ASN1_OBJECT_num(eku); i++)
+        add_oid(b, CERTAUTHZ_EKU, sk_ASN1_OBJECT_value(eku, i));
+    for (int bit = 0; ku && bit < CERTAUTHZ_KU_BITS; bit++)
+        if (ASN1_BIT_STRING_get_bit(ku, bit))
+            add_canonical(b, CERTAUTHZ_KU, certauthz_ku_names[bit]);
+    for (int i = 0; cp && i < sk_POLICYINFO_num(cp); i++) {
+        const POLICYINFO *pi = sk_POLICYINFO_value(cp, i);
+        add_oid(b, CERTAUTHZ_POLICY, pi ? pi->policyid : NULL);
+    }
+    if (ski) {
+        int n = ASN1_STRING_length(ski);
+        if (n <= 0 || n > MAX_SKI)
+            b->f->dropped++;
+        else
+            add_canonical(b, CERTAUTHZ_SKI,
+                          certauthz_hex_upper(ASN1_STRING_get0_data(ski),
+                                              (apr_size_t)n, b->p));
+    }
+    sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+    ASN1_BIT_STRING_free(ku);
+    sk_POLICYINFO_pop_free(cp, POLICYINFO_free);
+    ASN1_OCTET_STRING_free(ski);
+}
+
 static const char *time_text(const ASN1_TIME *t, apr_pool_t *p)
 {
     struct tm tm;
@@ -233,6 +294,7 @@ apr_status_t certauthz_facts_from_x509(certauthz_facts_t **pfacts, X509 *x,
 
     extract_subject(&b, X509_get_subject_name(x));
     extract_san(&b, x);
+    extract_extensions(&b, x);
     if ((rv = extract_serial(&b, x)) != APR_SUCCESS
         || (rv = extract_digests(&b, x)) != APR_SUCCESS)
         return rv;

@@ -3,6 +3,7 @@
  * fact: exact comparison, globs (with the dns dot rule) and PCRE2 regexes.
  */
 #include <string.h>
+#include <strings.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -167,6 +168,59 @@ static apr_status_t norm_spki(certauthz_selector_t *sel, certauthz_type_e type,
     (void)sel;
     *glob = 0;
     *v = certauthz_spki_normalize(value, len, reason, p);
+    return *v ? APR_SUCCESS : bad_value(type, reason, p);
+}
+
+/* exact values only: a dotted OID or an EKU name (clientAuth...) */
+static apr_status_t norm_eku(certauthz_selector_t *sel, certauthz_type_e type,
+                             const char *value, apr_size_t len, int *glob,
+                             const char **v, const char **reason, apr_pool_t *p)
+{
+    (void)sel;
+    *glob = 0;
+    *v = certauthz_oid_normalize(value, len, certauthz_eku_names, reason, p);
+    return *v ? APR_SUCCESS : bad_value(type, reason, p);
+}
+
+/* exact values only: a dotted OID (or anyPolicy) */
+static apr_status_t norm_policy(certauthz_selector_t *sel,
+                                certauthz_type_e type, const char *value,
+                                apr_size_t len, int *glob, const char **v,
+                                const char **reason, apr_pool_t *p)
+{
+    (void)sel;
+    *glob = 0;
+    *v = certauthz_oid_normalize(value, len, certauthz_policy_names, reason, p);
+    return *v ? APR_SUCCESS : bad_value(type, reason, p);
+}
+
+/* exact values only: a keyUsage bit by its RFC 5280 name, any case */
+static apr_status_t norm_ku(certauthz_selector_t *sel, certauthz_type_e type,
+                            const char *value, apr_size_t len, int *glob,
+                            const char **v, const char **reason, apr_pool_t *p)
+{
+    (void)sel;
+    *glob = 0;
+    for (int b = 0; b < CERTAUTHZ_KU_BITS; b++)
+        if (strlen(certauthz_ku_names[b]) == len
+            && !strncasecmp(certauthz_ku_names[b], value, len)) {
+            *v = certauthz_ku_names[b];
+            return APR_SUCCESS;
+        }
+    *reason = "not a keyUsage name (digitalSignature, nonRepudiation, "
+              "keyEncipherment, dataEncipherment, keyAgreement, keyCertSign, "
+              "cRLSign, encipherOnly, decipherOnly)";
+    return bad_value(type, reason, p);
+}
+
+/* exact values only: hex, any length, colons allowed */
+static apr_status_t norm_ski(certauthz_selector_t *sel, certauthz_type_e type,
+                             const char *value, apr_size_t len, int *glob,
+                             const char **v, const char **reason, apr_pool_t *p)
+{
+    (void)sel;
+    *glob = 0;
+    *v = certauthz_hex_normalize(value, len, 0, reason, p);
     return *v ? APR_SUCCESS : bad_value(type, reason, p);
 }
 

@@ -3,6 +3,7 @@
  * case folding, hex/base64/IP normalisation, type names.
  */
 #include <string.h>
+#include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -408,4 +409,55 @@ apr_status_t certauthz_file_sha256(const char *path, char out[65],
         for (int i = 0; i < 32; i++)
             apr_snprintf(out + 2 * i, 3, "%02x", d[i]);
     return rv;
+}
+
+const certauthz_oid_name_t certauthz_eku_names[] = {
+    {"serverAuth", "1.3.6.1.5.5.7.3.1"},
+    {"clientAuth", "1.3.6.1.5.5.7.3.2"},
+    {"codeSigning", "1.3.6.1.5.5.7.3.3"},
+    {"emailProtection", "1.3.6.1.5.5.7.3.4"},
+    {"msSmartcardLogin", "1.3.6.1.4.1.311.20.2.2"},
+    {NULL, NULL}};
+
+const certauthz_oid_name_t certauthz_policy_names[] = {
+    {"anyPolicy", "2.5.29.32.0"}, {NULL, NULL}};
+
+const char *const certauthz_ku_names[CERTAUTHZ_KU_BITS] = {
+    "digitalSignature", "nonRepudiation", "keyEncipherment",
+    "dataEncipherment", "keyAgreement",   "keyCertSign",
+    "cRLSign",          "encipherOnly",   "decipherOnly"};
+
+const char *certauthz_oid_normalize(const char *s, apr_size_t len,
+                                    const certauthz_oid_name_t *names,
+                                    const char **reason, apr_pool_t *p)
+{
+    apr_size_t i = 0, arcs = 0;
+    const char *bad =
+        names ? "not a dotted OID or a known name" : "not a dotted OID";
+
+    for (; names && names->name; names++)
+        if (strlen(names->name) == len && !strncasecmp(names->name, s, len))
+            return names->oid;
+    if (len == 0 || len > CERTAUTHZ_MAX_OID) {
+        *reason = bad;
+        return NULL;
+    }
+    while (i < len) {
+        apr_size_t start = i;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == start || (s[start] == '0' && i - start > 1)
+            || (arcs == 0 && (i - start > 1 || s[start] > '2'))
+            || (i < len && (s[i] != '.' || i + 1 == len))) {
+            *reason = bad;
+            return NULL;
+        }
+        arcs++;
+        i++;
+    }
+    if (arcs < 2) {
+        *reason = "an OID has at least two arcs";
+        return NULL;
+    }
+    return apr_pstrmemdup(p, s, len);
 }

@@ -695,9 +695,137 @@ static int key_id(X509 *x, ASN1_OCTET_STRING **id)
     return 0;
 }
 
+#define MAX_REPEAT 16
+
+struct opts {
+    const char *out, *issuer, *issuer_name, *subject, *serial, *days;
+    const char *key_type, *key_file, *eku, *ku, *ski;
+    int ca, expired, not_yet_valid;
+    STACK_OF(GENERAL_NAME) * sans;
+    const char *policy[MAX_REPEAT], *ext[MAX_REPEAT];
+    int npolicy, next;
+};
+
+/* An OID from a dotted number or a name OpenSSL knows (clientAuth...). */
+static ASN1_OBJECT *oid_of(const char *s)
+{
+    if (strcmp(s, "msSmartcardLogin") == 0)
+        s = "1.3.6.1.4.1.311.20.2.2";
+    return OBJ_txt2obj(s, 0);
+}
+
+static const char *const KU_BITS[] = {
+    "digitalSignature", "nonRepudiation", "keyEncipherment",
+    "dataEncipherment", "keyAgreement",   "keyCertSign",
+    "cRLSign",          "encipherOnly",   "decipherOnly"};
+
+/* Each comma-separated word of list through fn; -1 at the first it
+ * refuses. */
+static int each_word(const char *list, int (*fn)(void *, const char *),
+                     void *arg)
+{
+    char word[256];
+    while (*list) {
+        size_t n = strcspn(list, ",");
+        if (n == 0 || n >= sizeof word)
+            return -1;
+        memcpy(word, list, n);
+        word[n] = '\0';
+        if (fn(arg, word) != 0)
+            return -1;
+        list += n + (list[n] == ',');
+    }
+    return 0;
+}
+
+static int push_eku(void *arg, const char *w)
+{
+    ASN1_OBJECT *o = oid_of(w);
+    if (o == NULL || !sk_ASN1_OBJECT_push(arg, o)) {
+        ASN1_OBJECT_free(o);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_ku(void *arg, const char *w)
+{
+    for (int b = 0; b < 9; b++)
+        if (strcmp(w, KU_BITS[b]) == 0)
+            return ASN1_BIT_STRING_set_bit(arg, b, 1) ? 0 : -1;
+    return -1;
+}
+
+static int push_policy(void *arg, const char *w)
+{
+    POLICYINFO *pi = POLICYINFO_new();
+    if (pi == NULL
+        || (ASN1_OBJECT_free(pi->policyid), (pi->policyid = oid_of(w)) == NULL)
+        || !sk_POLICYINFO_push(arg, pi)) {
+        POLICYINFO_free(pi);
+        return -1;
+    }
+    return 0;
+}
+
+static int hex_bytes(const char *hex, unsigned char **out, long *len)
+{
+    *out = OPENSSL_hexstr2buf(hex, len);
+    if (*out == NULL && *hex == '\0') {
+        *len = 0;
+        *out = OPENSSL_malloc(1);
+    }
+    return *out == NULL ? -1 : 0;
+}
+
+/* --ext OID:HEX[:critical]: an extension whose extnValue holds the bytes
+ * HEX, however wrong; added after the others (a second of a kind, too). */
+static int add_raw_ext(X509 *x, const char *spec, char *err, size_t errlen)
+{
+    char oid[128];
+    const char *colon = strchr(spec, ':'), *hex;
+    char *h = NULL;
+    size_t n = colon ? (size_t)(colon - spec) : 0;
+    ASN1_OBJECT *obj = NULL;
+    ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+    X509_EXTENSION *ext = NULL;
+    unsigned char *bytes = NULL;
+    long len = 0;
+    int crit = 0, rc = -1;
+
+    if (!colon || n == 0 || n >= sizeof oid || os == NULL) {
+        FAIL("--ext: '%s' is not OID:HEX[:critical]", spec);
+        goto done;
+    }
+    memcpy(oid, spec, n);
+    oid[n] = '\0';
+    hex = colon + 1;
+    if ((h = OPENSSL_strdup(hex)) == NULL)
+        goto done;
+    if (strlen(h) > 9 && strcmp(h + strlen(h) - 9, ":critical") == 0) {
+        h[strlen(h) - 9] = '\0';
+        crit = 1;
+    }
+    if ((obj = OBJ_txt2obj(oid, 1)) == NULL || hex_bytes(h, &bytes, &len) != 0
+        || !ASN1_OCTET_STRING_set(os, bytes, (int)len)
+        || (ext = X509_EXTENSION_create_by_OBJ(NULL, obj, crit, os)) == NULL
+        || !X509_add_ext(x, ext, -1)) {
+        FAIL("--ext: cannot add '%s'", spec);
+        goto done;
+    }
+    rc = 0;
+done:
+    OPENSSL_free(h);
+    OPENSSL_free(bytes);
+    ASN1_OBJECT_free(obj);
+    ASN1_OCTET_STRING_free(os);
+    X509_EXTENSION_free(ext);
+    return rc;
+}
+
 static int add_extensions(X509 *x, X509 *issuer, int ca,
                           STACK_OF(GENERAL_NAME) * sans, int san_critical,
-                          char *err, size_t errlen)
+                          const struct opts *o, char *err, size_t errlen)
 {
     BASIC_CONSTRAINTS *bc = BASIC_CONSTRAINTS_new();
     ASN1_BIT_STRING *ku = ASN1_BIT_STRING_new();
@@ -715,22 +843,61 @@ static int add_extensions(X509 *x, X509 *issuer, int ca,
     if (X509_add1_ext_i2d(x, NID_basic_constraints, bc, ca, 0) != 1)
         goto done;
     what = "keyUsage";
-    if (ca ? !ASN1_BIT_STRING_set_bit(ku, 5, 1)
-                 || !ASN1_BIT_STRING_set_bit(ku, 6, 1)
-           : !ASN1_BIT_STRING_set_bit(ku, 0, 1)
-                 || !ASN1_BIT_STRING_set_bit(ku, 2, 1))
-        goto done;
-    if (X509_add1_ext_i2d(x, NID_key_usage, ku, 1, 0) != 1)
+    if (o->ku != NULL) {
+        if (strcmp(o->ku, "none") != 0
+            && (each_word(o->ku, set_ku, ku) != 0
+                || X509_add1_ext_i2d(x, NID_key_usage, ku, 1, 0) != 1))
+            goto done;
+    }
+    else if ((ca ? !ASN1_BIT_STRING_set_bit(ku, 5, 1)
+                       || !ASN1_BIT_STRING_set_bit(ku, 6, 1)
+                 : !ASN1_BIT_STRING_set_bit(ku, 0, 1)
+                       || !ASN1_BIT_STRING_set_bit(ku, 2, 1))
+             || X509_add1_ext_i2d(x, NID_key_usage, ku, 1, 0) != 1)
         goto done;
     what = "extendedKeyUsage";
-    if (!ca
-        && (!sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_client_auth))
-            || !sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_server_auth))
-            || X509_add1_ext_i2d(x, NID_ext_key_usage, eku, 0, 0) != 1))
+    if (o->eku != NULL) {
+        if (strcmp(o->eku, "none") != 0
+            && (each_word(o->eku, push_eku, eku) != 0
+                || X509_add1_ext_i2d(x, NID_ext_key_usage, eku, 0, 0) != 1))
+            goto done;
+    }
+    else if (!ca
+             && (!sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_client_auth))
+                 || !sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_server_auth))
+                 || X509_add1_ext_i2d(x, NID_ext_key_usage, eku, 0, 0) != 1))
         goto done;
+    what = "certificatePolicies";
+    if (o->npolicy) {
+        CERTIFICATEPOLICIES *cp = sk_POLICYINFO_new_null();
+        int bad = cp == NULL;
+        for (int i = 0; !bad && i < o->npolicy; i++)
+            bad = each_word(o->policy[i], push_policy, cp) != 0;
+        bad = bad
+              || X509_add1_ext_i2d(x, NID_certificate_policies, cp, 0, 0) != 1;
+        sk_POLICYINFO_pop_free(cp, POLICYINFO_free);
+        if (bad)
+            goto done;
+    }
     what = "subjectKeyIdentifier";
-    if (key_id(x, &ski) != 0
-        || X509_add1_ext_i2d(x, NID_subject_key_identifier, ski, 0, 0) != 1)
+    if (o->ski != NULL && strcmp(o->ski, "none") == 0) {
+        /* none */
+    }
+    else if (o->ski != NULL) {
+        unsigned char *b = NULL;
+        long n = 0;
+        int bad =
+            hex_bytes(o->ski, &b, &n) != 0
+            || (ski = ASN1_OCTET_STRING_new()) == NULL
+            || !ASN1_OCTET_STRING_set(ski, b, (int)n)
+            || X509_add1_ext_i2d(x, NID_subject_key_identifier, ski, 0, 0) != 1;
+        OPENSSL_free(b);
+        if (bad)
+            goto done;
+    }
+    else if (key_id(x, &ski) != 0
+             || X509_add1_ext_i2d(x, NID_subject_key_identifier, ski, 0, 0)
+                    != 1)
         goto done;
     what = "authorityKeyIdentifier";
     if (issuer != NULL) {
@@ -750,6 +917,10 @@ static int add_extensions(X509 *x, X509 *issuer, int ca,
         && X509_add1_ext_i2d(x, NID_subject_alt_name, sans, san_critical, 0)
                != 1)
         goto done;
+    what = "raw";
+    for (int i = 0; i < o->next; i++)
+        if (add_raw_ext(x, o->ext[i], err, errlen) != 0)
+            return -1;
     rc = 0;
 done:
     BASIC_CONSTRAINTS_free(bc);
@@ -886,13 +1057,6 @@ static int write_files(const char *prefix, const buf *der, EVP_PKEY *key,
 
 /* ------------------------------------------------------------------ main */
 
-struct opts {
-    const char *out, *issuer, *issuer_name, *subject, *serial, *days;
-    const char *key_type, *key_file;
-    int ca, expired, not_yet_valid;
-    STACK_OF(GENERAL_NAME) * sans;
-};
-
 static int parse_opts(int argc, const char *const *argv, struct opts *o,
                       char *err, size_t errlen)
 {
@@ -908,6 +1072,9 @@ static int parse_opts(int argc, const char *const *argv, struct opts *o,
         {"--days", &o->days},
         {"--key-type", &o->key_type},
         {"--key", &o->key_file},
+        {"--eku", &o->eku},
+        {"--ku", &o->ku},
+        {"--ski", &o->ski},
     };
     int i;
     size_t k;
@@ -931,11 +1098,19 @@ static int parse_opts(int argc, const char *const *argv, struct opts *o,
             if (strcmp(a, valued[k].name) == 0)
                 break;
         if (k == sizeof valued / sizeof valued[0] && strcmp(a, "--san") != 0
-            && strcmp(a, "--san-count") != 0)
+            && strcmp(a, "--san-count") != 0 && strcmp(a, "--policy") != 0
+            && strcmp(a, "--ext") != 0)
             return FAIL("unknown option '%s' (see t/certgen.h)", a);
         if (v == NULL)
             return FAIL("%s needs a value", a);
         i++;
+        if (strcmp(a, "--policy") == 0 || strcmp(a, "--ext") == 0) {
+            int *n = a[2] == 'p' ? &o->npolicy : &o->next;
+            if (*n == MAX_REPEAT)
+                return FAIL("%s: at most %d", a, MAX_REPEAT);
+            (a[2] == 'p' ? o->policy : o->ext)[(*n)++] = v;
+            continue;
+        }
         if (k == sizeof valued / sizeof valued[0]) { /* --san, --san-count */
             if (o->sans == NULL
                 && (o->sans = sk_GENERAL_NAME_new_null()) == NULL)
@@ -1112,7 +1287,8 @@ int certgen_run(int argc, const char *const *argv, X509 **cert, EVP_PKEY **key,
         FAIL("cannot set names or public key");
         goto done;
     }
-    if (add_extensions(x, ca, o.ca, o.sans, subj.der.n == 2, err, errlen) != 0)
+    if (add_extensions(x, ca, o.ca, o.sans, subj.der.n == 2, &o, err, errlen)
+        != 0)
         goto done;
     if (X509_sign(x, ca ? cakey : k, EVP_sha256()) <= 0) {
         FAIL("cannot sign the certificate");

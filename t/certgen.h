@@ -22,6 +22,19 @@
  *   --days N | --expired | --not-yet-valid   (N may be negative)
  *   --key-type ec|rsa      P-256 (default) or RSA-2048
  *   --key FILE             use this PEM private key
+ *   --eku LIST             extendedKeyUsage: comma-separated names OpenSSL
+ *                          knows (clientAuth...), msSmartcardLogin or dotted
+ *                          OIDs; "none": no extension (default: clientAuth,
+ *                          serverAuth for a leaf, none for a CA)
+ *   --ku LIST              keyUsage bits by RFC 5280 name; "none": no
+ *                          extension (default: digitalSignature,
+ *                          keyEncipherment; CA: keyCertSign, cRLSign)
+ *   --policy LIST          certificatePolicies OIDs (repeatable; one
+ *                          extension with all of them)
+ *   --ski HEX              subjectKeyIdentifier bytes ("" empty); "none": no
+ *                          extension (default: SHA-1 of the public key)
+ *   --ext OID:HEX[:critical]  an extension whose extnValue holds HEX as is
+ *                          (wrong types, duplicates; repeatable)
  *
  * SPEC is "/A=v/B=v+C=v" in encoding order (root first); '+' joins the next
  * attribute to the previous RDN.  A is any name or dotted OID OBJ_txt2obj

@@ -39,7 +39,9 @@
  *         "allow": INT, "exact": INT, "glob": INT, "regex": INT,
  *         "exact_by_type": { "cn": INT, "dn": INT, "email": INT, "dns": INT,
  *                            "uri": INT, "upn": INT, "ip": INT,
- *                            "serial": INT, "sha256": INT, "spki": INT },
+ *                            "serial": INT, "sha256": INT, "spki": INT,
+ *                            "eku": INT, "ku": INT, "policy": INT,
+ *                            "ski": INT },
  *         "deny": INT, "issuer_sections": INT },
  *       "content_sha256": STRING|null,  SHA-256 of the file, lower-case
  *                                  hex (as sha256sum prints it): the map's
@@ -86,7 +88,8 @@
  *                   "value": STRING } ],   by type, then certificate order
  *       "san_extensions": INT,     more than 1: no SAN facts at all
  *       "facts": { "cn": [STRING], "dn": [STRING], "email": [...], "dns",
- *                  "uri", "upn", "ip", "serial", "sha256", "spki" },
+ *                  "uri", "upn", "ip", "serial", "sha256", "spki",
+ *                  "eku", "ku", "policy", "ski" },
  *                                  every value a selector of that type sees
  *       "dropped": INT },          values dropped as unusable
  *     "section": STRING|null,      the map's [issuer] section that applies
@@ -207,9 +210,11 @@ static const char HELP_EXPLAIN[] =
     "  Print every fact of CERT as the module sees it: subject and issuer DN\n"
     "  (RFC 4514), validity, cn (or why there is none: no CN, several CNs,\n"
     "  an unusable one), each SAN with its selector type (email, dns, uri,\n"
-    "  upn, ip), serial, sha256, spki, and how many values were dropped as\n"
-    "  unusable (NUL byte, not UTF-8, a UPN that is not a UTF8String,\n"
-    "  several SAN extensions).  Then the decision of MAP: the deny rule that\n"
+    "  upn, ip), serial, sha256, spki, the extension facts eku (OIDs),\n"
+    "  ku (keyUsage names), policy (OIDs) and ski (hex), and how many\n"
+    "  values were dropped as unusable (NUL byte, not UTF-8, a UPN that is\n"
+    "  not a UTF8String, several SAN extensions, an extension given twice or\n"
+    "  that does not decode).  Then the decision of MAP: the deny rule that\n"
     "  refuses it, or the rule (FILE:LINE) that gives user and groups, or\n"
     "  that nothing maps it (and the rule that stopped the search when a\n"
     "  regex gave up on a value or its $N gave an unusable name); then every\n"
@@ -233,7 +238,8 @@ static const char HELP_JSON[] =
     "            maps:[{file, ok, errors:[{file, line|null, reason}],\n"
     "              rules:null|{total, allow, exact, glob, regex,\n"
     "                exact_by_type:{cn, dn, email, dns, uri, upn, ip,\n"
-    "                               serial, sha256, spki},\n"
+    "                               serial, sha256, spki, eku, ku,\n"
+    "                               policy, ski},\n"
     "                deny, issuer_sections},\n"
     "              content_sha256|null, load_ms|null, lint_ms|null,\n"
     "              memory:null|{resident_bytes|null, peak_rss_kb},\n"
@@ -249,7 +255,8 @@ static const char HELP_JSON[] =
     "              not_before, not_after, cn|null, cn_count, cn_note|null,\n"
     "              serial, sha256, spki, sans:[{type, value}],\n"
     "              san_extensions, facts:{cn:[..], dn:[..], email:[..],\n"
-    "              dns, uri, upn, ip, serial, sha256, spki}, dropped},\n"
+    "              dns, uri, upn, ip, serial, sha256, spki, eku, ku,\n"
+    "              policy, ski}, dropped},\n"
     "            section:DN|null,\n"
     "            decision:null|{outcome:\"mapped\"|\"denied\"|\"unmapped\",\n"
     "              reason:\"mapped\"|\"deny-rule\"|\"unmapped\"\n"
@@ -1163,7 +1170,8 @@ static void explain_text_cert(const cert_t *c, apr_pool_t *p)
         printf("  (%d subjectAltName extensions: no SAN facts)\n", c->san_exts);
     if (f->dropped)
         printf("  (%d value%s dropped as unusable: NUL byte, not UTF-8, UPN "
-               "not a UTF8String, several SAN extensions; never matched)\n",
+               "not a UTF8String, several SAN extensions, an extension "
+               "twice or undecodable; never matched)\n",
                f->dropped, f->dropped == 1 ? "" : "s");
 }
 

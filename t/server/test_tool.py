@@ -27,7 +27,7 @@ TOOL = H.BUILDDIR / "certauthz"
 MAN = H.BUILDDIR / "docs" / "certauthz.1"  # configure writes it from .in
 SOURCE = H.SRCDIR / "tools" / "certauthz.c"
 TYPES = ["cn", "dn", "email", "dns", "uri", "upn", "ip", "serial", "sha256",
-         "spki"]
+         "spki", "eku", "ku", "policy", "ski"]
 
 MAP = """\
 email:alice@example.com   alice     staff,admins
@@ -764,7 +764,13 @@ def test_explain_prints_facts(tool_dir, certs):
     assert re.fullmatch(r"  serial    [0-9A-F]+", lines[8])
     assert lines[9] == "  sha256    %s" % c.sha256
     assert lines[10] == "  spki      %s" % c.spki_pin
-    assert len(lines) == 11, out
+    # the extension facts of the test factory's leaf certificates
+    assert lines[11:15] == ["  eku       1.3.6.1.5.5.7.3.2",
+                            "  eku       1.3.6.1.5.5.7.3.1",
+                            "  ku        digitalSignature",
+                            "  ku        keyEncipherment"], out
+    assert re.fullmatch(r"  ski       [0-9A-F]{40}", lines[15])
+    assert len(lines) == 16, out
 
 
 def test_explain_json_facts(tool_dir, certs):
@@ -794,7 +800,11 @@ def test_explain_json_facts(tool_dir, certs):
         "email": ["other@example.net", "multi@example.com"],
         "dns": [], "uri": [], "upn": [], "ip": [],
         "serial": [cert["serial"]], "sha256": [c.sha256],
-        "spki": [c.spki_pin]}
+        "spki": [c.spki_pin],
+        "eku": ["1.3.6.1.5.5.7.3.2", "1.3.6.1.5.5.7.3.1"],
+        "ku": ["digitalSignature", "keyEncipherment"], "policy": [],
+        "ski": cert["facts"]["ski"]}
+    assert re.fullmatch(r"[0-9A-F]{40}", cert["facts"]["ski"][0])
     assert cert["dropped"] == 0
     assert doc["section"] is None
     assert doc["matches"] == []
@@ -843,7 +853,8 @@ HOSTILE = {
               " no dn fact)"),
     "nulsan": ({"cn": "nulsan", "sans": [], "dropped": 1},
                "  (1 value dropped as unusable: NUL byte, not UTF-8, UPN not "
-               "a UTF8String, several SAN extensions; never matched)"),
+               "a UTF8String, several SAN extensions, an extension twice or "
+               "undecodable; never matched)"),
     "bmpbob": ({"cn": "bob", "subject": "CN=bob,O=Example"},
                "  cn        bob"),
     "t61cafe": ({"cn": "caf\u00e9", "subject": "CN=caf\u00e9,O=Example"},

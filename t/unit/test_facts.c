@@ -622,6 +622,124 @@ static void test_read(void)
     X509_free(b);
 }
 
+/* eku, ku, policy, ski (SPEC section 7): values, and hostile encodings
+ * dropped and counted as the other facts are. */
+static void test_extensions(void)
+{
+    static const char *const none[] = {NULL};
+    certauthz_facts_t *f;
+    char opts[1024], big[600];
+
+    /* certgen's defaults: clientAuth + serverAuth, two ku bits, an SKI */
+    f = facts("--subject /CN=plain");
+    check_values(
+        f, CERTAUTHZ_EKU,
+        (const char *const[]){"1.3.6.1.5.5.7.3.2", "1.3.6.1.5.5.7.3.1", NULL},
+        "default eku");
+    check_values(
+        f, CERTAUTHZ_KU,
+        (const char *const[]){"digitalSignature", "keyEncipherment", NULL},
+        "default ku");
+    check_values(f, CERTAUTHZ_POLICY, none, "no policies");
+    is_int(f->of[CERTAUTHZ_SKI].n, 1, "an SKI");
+    is_int(f->dropped, 0, "nothing dropped");
+
+    f = facts("--subject /CN=piv --eku clientAuth,msSmartcardLogin,1.2.3.4 "
+              "--ku digitalSignature,nonRepudiation,decipherOnly "
+              "--policy 2.16.840.1.101.3.2.1.3.13,2.5.29.32.0 "
+              "--policy 1.2.840.113549.1 --ski 0a0B0c");
+    check_values(f, CERTAUTHZ_EKU,
+                 (const char *const[]){"1.3.6.1.5.5.7.3.2",
+                                       "1.3.6.1.4.1.311.20.2.2", "1.2.3.4",
+                                       NULL},
+                 "piv eku");
+    check_values(f, CERTAUTHZ_KU,
+                 (const char *const[]){"digitalSignature", "nonRepudiation",
+                                       "decipherOnly", NULL},
+                 "piv ku (bit order, bit 8 too)");
+    check_values(f, CERTAUTHZ_POLICY,
+                 (const char *const[]){"2.16.840.1.101.3.2.1.3.13",
+                                       "2.5.29.32.0", "1.2.840.113549.1", NULL},
+                 "piv policies");
+    check_values(f, CERTAUTHZ_SKI, (const char *const[]){"0A0B0C", NULL},
+                 "ski upper-case hex");
+    is_int(f->dropped, 0, "piv: nothing dropped");
+    check_keys(f, "piv");
+
+    f = facts("--subject /CN=bare --eku none --ku none --ski none");
+    check_values(f, CERTAUTHZ_EKU, none, "no eku extension");
+    check_values(f, CERTAUTHZ_KU, none, "no ku extension");
+    check_values(f, CERTAUTHZ_SKI, none, "no ski extension");
+    is_int(f->dropped, 0, "absent extensions drop nothing");
+
+    /* an empty SEQUENCE of EKUs: decodes, no value */
+    f = facts("--subject /CN=empty --eku none --ext 2.5.29.37:3000");
+    check_values(f, CERTAUTHZ_EKU, none, "empty eku sequence");
+    is_int(f->dropped, 0, "empty eku: nothing to drop");
+
+    /* wrong types inside: an INTEGER where OIDs belong; a SEQUENCE for
+     * the ku BIT STRING; an INTEGER for the SKI OCTET STRING */
+    f = facts("--subject /CN=wrong --eku none --ku none --ski none "
+              "--ext 2.5.29.37:3003020101 --ext 2.5.29.15:3000 "
+              "--ext 2.5.29.14:020101 --ext 2.5.29.32:0403010203");
+    check_values(f, CERTAUTHZ_EKU, none, "eku of an INTEGER: dropped");
+    check_values(f, CERTAUTHZ_KU, none, "ku of a SEQUENCE: dropped");
+    check_values(f, CERTAUTHZ_SKI, none, "ski of an INTEGER: dropped");
+    check_values(f, CERTAUTHZ_POLICY, none, "policies of bytes: dropped");
+    is_int(f->dropped, 4, "four undecodable extensions counted");
+
+    /* several extensions of a kind (RFC 5280 forbids it): none is taken */
+    f = facts("--subject /CN=twice --policy 1.2.3 "
+              "--ext 2.5.29.32:30053003060129 --ext 2.5.29.37:300506032a0304");
+    check_values(f, CERTAUTHZ_POLICY, none, "two policy extensions: dropped");
+    check_values(f, CERTAUTHZ_EKU, none, "two eku extensions: dropped");
+    is_int(f->dropped, 2, "duplicates counted");
+
+    /* an empty SKI; a huge one; a huge OID among EKUs */
+    f = facts("--subject /CN=emptyski --ski ''");
+    check_values(f, CERTAUTHZ_SKI, none, "an empty SKI is dropped");
+    is_int(f->dropped, 1, "empty SKI counted");
+    memset(big, 'A', 512);
+    big[512] = '\0';
+    snprintf(opts, sizeof(opts), "--subject /CN=bigski --ski %s", big);
+    f = facts(opts);
+    check_values(f, CERTAUTHZ_SKI, (const char *const[]){big, NULL},
+                 "an SKI of 256 bytes is taken");
+    memset(big, 'A', 514);
+    big[514] = '\0';
+    snprintf(opts, sizeof(opts), "--subject /CN=hugeski --ski %s", big);
+    f = facts(opts);
+    check_values(f, CERTAUTHZ_SKI, none, "an SKI of 257 bytes is dropped");
+    is_int(f->dropped, 1, "huge SKI counted");
+    /* a 300-arc OID: 06 len 2a then 298 x 01 */
+    {
+        char hex[2 * 310 + 32], *o = hex;
+        o += sprintf(o, "2.5.29.37:3082%04x0682%04x2a", 303, 299);
+        for (int i = 0; i < 298; i++)
+            o += sprintf(o, "01");
+        snprintf(opts, sizeof(opts), "--subject /CN=bigoid --eku none --ext %s",
+                 hex);
+    }
+    f = facts(opts);
+    check_values(f, CERTAUTHZ_EKU, none, "an OID of 600 characters: dropped");
+    is_int(f->dropped, 1, "huge OID counted");
+    /* the same construction with 120 arcs (239 characters) is taken */
+    {
+        char hex[2 * 130 + 48], *o = hex, want[260], *w = want;
+        o += sprintf(o, "2.5.29.37:30%02x06%02x2a", 121, 119);
+        for (int i = 0; i < 118; i++)
+            o += sprintf(o, "01");
+        w += sprintf(w, "1.2");
+        for (int i = 0; i < 118; i++)
+            w += sprintf(w, ".1");
+        snprintf(opts, sizeof(opts),
+                 "--subject /CN=longoid --eku none --ext %s", hex);
+        f = facts(opts);
+        check_values(f, CERTAUTHZ_EKU, (const char *const[]){want, NULL},
+                     "an OID of 120 arcs is taken");
+    }
+}
+
 int main(void)
 {
     apr_initialize();
@@ -635,6 +753,7 @@ int main(void)
     test_many_rdns();
     test_serials();
     test_read();
+    test_extensions();
 
     apr_pool_destroy(pool);
     apr_terminate();

@@ -413,9 +413,10 @@ static void test_audit_value(void)
 static void test_types(void)
 {
     static const char *const names[CERTAUTHZ_NTYPES] = {
-        "cn",  "dn", "email",  "dns",    "uri",
-        "upn", "ip", "serial", "sha256", "spki"};
-    static const int folds[CERTAUTHZ_NTYPES] = {0, 0, 1, 1, 0, 1, 0, 0, 0, 0};
+        "cn",     "dn",     "email", "dns", "uri", "upn",    "ip",
+        "serial", "sha256", "spki",  "eku", "ku",  "policy", "ski"};
+    static const int folds[CERTAUTHZ_NTYPES] = {0, 0, 1, 1, 0, 1, 0,
+                                                0, 0, 0, 0, 0, 0, 0};
     for (int i = 0; i < CERTAUTHZ_NTYPES; i++) {
         is_str(certauthz_type_name((certauthz_type_e)i), names[i],
                "type_name(%d)", i);
@@ -430,6 +431,60 @@ static void test_types(void)
     is_int(certauthz_type_lookup("cnx", 2), CERTAUTHZ_CN,
            "type_lookup honours len");
     is_int(certauthz_type_lookup("", 0), -1, "type_lookup of nothing");
+}
+
+static void test_oids(void)
+{
+    const char *why = NULL;
+    static const struct {
+        const char *in, *out;
+    } good[] = {
+        {"1.3.6.1.5.5.7.3.2", "1.3.6.1.5.5.7.3.2"},
+        {"clientAuth", "1.3.6.1.5.5.7.3.2"},
+        {"CLIENTAUTH", "1.3.6.1.5.5.7.3.2"},
+        {"serverAuth", "1.3.6.1.5.5.7.3.1"},
+        {"emailProtection", "1.3.6.1.5.5.7.3.4"},
+        {"codeSigning", "1.3.6.1.5.5.7.3.3"},
+        {"msSmartcardLogin", "1.3.6.1.4.1.311.20.2.2"},
+        {"2.5.29.32.0", "2.5.29.32.0"},
+        {"0.0", "0.0"},
+        {"2.999.1234567890123456789012345", "2.999.1234567890123456789012345"},
+    };
+    static const char *const bad[] = {
+        "",     "1",           "3.1",       "1.",   ".1",
+        "1..2", "01.2",        "1.02",      "1.2a", "1.2 ",
+        " 1.2", "clientauthx", "anyPolicy", "1.-2", "12.3"};
+    char huge[CERTAUTHZ_MAX_OID + 8];
+
+    for (size_t i = 0; i < N(good); i++)
+        is_str(certauthz_oid_normalize(good[i].in, strlen(good[i].in),
+                                       certauthz_eku_names, &why, pool),
+               good[i].out, "oid_normalize(%s)", good[i].in);
+    for (size_t i = 0; i < N(bad); i++) {
+        why = NULL;
+        ok(!certauthz_oid_normalize(bad[i], strlen(bad[i]), certauthz_eku_names,
+                                    &why, pool)
+               && why && strstr(why, "OID"),
+           "oid_normalize refuses '%s' (%s)", bad[i], why ? why : "-");
+    }
+    is_str(certauthz_oid_normalize("anyPolicy", 9, certauthz_policy_names, &why,
+                                   pool),
+           "2.5.29.32.0", "anyPolicy is a policy name");
+    ok(!certauthz_oid_normalize("clientAuth", 10, certauthz_policy_names, &why,
+                                pool),
+       "clientAuth is not a policy name");
+    ok(!certauthz_oid_normalize("clientAuth", 10, NULL, &why, pool)
+           && !strcmp(why, "not a dotted OID"),
+       "without names: dotted only");
+    memset(huge, '1', sizeof(huge));
+    huge[1] = '.';
+    ok(!certauthz_oid_normalize(huge, CERTAUTHZ_MAX_OID + 1, NULL, &why, pool),
+       "an OID longer than %d bytes is refused", CERTAUTHZ_MAX_OID);
+    ok(certauthz_oid_normalize(huge, CERTAUTHZ_MAX_OID, NULL, &why, pool)
+           != NULL,
+       "an OID of %d bytes is taken", CERTAUTHZ_MAX_OID);
+    is_str(certauthz_ku_names[0], "digitalSignature", "ku bit 0");
+    is_str(certauthz_ku_names[8], "decipherOnly", "ku bit 8");
 }
 
 static void test_error_text(void)
@@ -456,6 +511,7 @@ int main(void)
     test_log_escape();
     test_audit_value();
     test_types();
+    test_oids();
     test_error_text();
 
     apr_pool_destroy(pool);
