@@ -446,15 +446,20 @@ static void share_startup(cz_map_t *m, server_rec *s, apr_pool_t *ptemp)
         return;
     /* a child of the last generation may be compiling it: a while, then
      * without the lock (renames keep every file whole either way) */
-    for (int i = 0; i < 50 && !(lk = cz_store_trylock(m->key, 0, ptemp)); i++)
-        apr_sleep(apr_time_from_msec(100));
+    int held = 1;
+
+    for (int i = 0;
+         i < 50 && held && !(lk = cz_store_trylock(m->key, 0, &held, ptemp));
+         i++)
+        if (held)
+            apr_sleep(apr_time_from_msec(100));
     if (!lk) {
         /* never written without the lock: the children inherit this copy,
          * and follow the store from their first reload on */
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     "CERTAUTHZ0046: map %s: its compile lock is held: not "
+                     "CERTAUTHZ0046: map %s: its compile lock %s: not "
                      "shared at this start",
-                     m->source.name);
+                     m->source.name, held ? "is held" : "cannot be opened");
         return;
     }
     if (cz_store_read(m->key, &ptr, &why, ptemp) != APR_SUCCESS)

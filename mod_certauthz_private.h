@@ -318,9 +318,11 @@ apr_status_t cz_store_repoint(const char *mapkey, cz_pointer_t *ptr,
 apr_status_t cz_store_refuse(const char *mapkey, cz_pointer_t *ptr,
                              const certauthz_file_sig_t *state, const char *why,
                              apr_pool_t *ptemp);
-/* The compile lock of a map (wait: block for it), or NULL when another
- * process or thread holds it (or it cannot be taken). */
-cz_store_lock_t *cz_store_trylock(const char *mapkey, int wait, apr_pool_t *p);
+/* The compile lock of a map (wait: block for it), or NULL: *held is 1 when
+ * another process or thread holds it, 0 when it cannot be taken at all
+ * (its file cannot be opened: then do without the store). */
+cz_store_lock_t *cz_store_trylock(const char *mapkey, int wait, int *held,
+                                  apr_pool_t *p);
 void cz_store_unlock(cz_store_lock_t *l);
 /* Give memory a parse freed back to the system. */
 void cz_store_trim(void);

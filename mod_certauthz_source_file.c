@@ -37,6 +37,7 @@ typedef struct {
     apr_uint64_t seen_serial; /* the last pointer acted on */
     int own_copy;             /* the version in force is this process's own
                                  parse, not an image */
+    int lock_warned;          /* CERTAUTHZ0043 said for the lock */
 } file_source_t;
 
 static const char *file_create(cz_source_t *src, apr_pool_t *p)
@@ -134,6 +135,18 @@ static apr_status_t load(const cz_source_t *src, int at_startup, server_rec *s,
     return rv == APR_SUCCESS ? APR_EGENERAL : rv;
 }
 
+/* For a copy of this process's own, whose generation is numbered apart
+ * from the store's: an image of the same state of the file, or of a later
+ * one (never an older image: say the parent could not publish at a restart
+ * and an old pointer is left over). */
+static int not_older(const certauthz_file_sig_t *img,
+                     const certauthz_file_sig_t *mine)
+{
+    apr_time_t a = img->mtime > img->ctime ? img->mtime : img->ctime;
+    apr_time_t b = mine->mtime > mine->ctime ? mine->mtime : mine->ctime;
+    return certauthz_file_sig_same(img, mine) || a > b;
+}
+
 /* Follow the map's pointer (store only): a newer image than generation
  * gen is opened into out (NEW), a source state another process refused is
  * remembered (FAILED, out->why); SAME when there is nothing to follow.  A
@@ -153,10 +166,8 @@ static cz_refresh_e follow(const cz_source_t *src, apr_uint32_t gen,
     /* newer; or, for a copy of this process's own, an image of the very
      * state of the file it holds (its generation may be numbered apart) */
     if (f->ptr.gen
-        && (f->ptr.gen > gen
-            || (f->own_copy
-                && certauthz_file_sig_same(&f->ptr.source,
-                                           &f->watch.loaded)))) {
+        && (f->own_copy ? not_older(&f->ptr.source, &f->watch.loaded)
+                        : f->ptr.gen > gen)) {
         apr_status_t rv = cz_store_open(f->key, &f->ptr, out, &why, ptemp);
         /* an image removed as this process opened it: changes came fast,
          * the pointer has moved on (a few times at most) */
@@ -225,8 +236,13 @@ static void share_first(const cz_source_t *src, cz_loaded_t *out,
     cz_loaded_t img;
     const char *why;
 
-    for (int i = 0; i < 200 && !(lk = cz_store_trylock(f->key, 0, ptemp)); i++)
-        apr_sleep(apr_time_from_msec(50));
+    int held = 1;
+
+    for (int i = 0;
+         i < 200 && held && !(lk = cz_store_trylock(f->key, 0, &held, ptemp));
+         i++)
+        if (held)
+            apr_sleep(apr_time_from_msec(50));
     if (!lk) {
         f->own_copy = 1; /* a copy of this process's own */
         return;
@@ -239,6 +255,7 @@ static void share_first(const cz_source_t *src, cz_loaded_t *out,
         cz_store_trim();
         *out = img;
         out->adopted = 1;
+        f->own_copy = 0;
         f->seen_serial = f->ptr.serial;
     }
     else {
@@ -315,6 +332,7 @@ static void file_first(cz_source_t *src, int waits, int at_startup,
                 certauthz_watch_adopt(w, &f->ptr.source);
                 f->seen_serial = f->ptr.serial;
                 out->adopted = 1;
+                f->own_copy = 0;
                 return;
             }
         }
@@ -333,6 +351,7 @@ static void file_first(cz_source_t *src, int waits, int at_startup,
         if (out->map) {
             certauthz_watch_accept(w);
             out->state = w->loaded;
+            ((file_source_t *)src->data)->own_copy = 1; /* until shared */
         }
         /* at startup the registry shares it once the configuration is
          * read (post_config); at request time, here, if no other process
@@ -354,6 +373,7 @@ static cz_refresh_e file_refresh(cz_source_t *src, apr_uint32_t gen,
     cz_store_lock_t *lk = NULL;
     cz_refresh_e r;
     apr_status_t rv;
+    int held = 0;
 
     if ((r = follow(src, gen, out, s, ptemp)) != CZ_REFRESH_SAME)
         return r;
@@ -364,13 +384,27 @@ static cz_refresh_e file_refresh(cz_source_t *src, apr_uint32_t gen,
             break;
         /* one process parses it: the one that takes the lock; the others
          * look again at the next tick, and follow the pointer it moves */
-        if (!(lk = cz_store_trylock(f->key, 0, ptemp))) {
+        if (!(lk = cz_store_trylock(f->key, 0, &held, ptemp)) && held) {
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
                          "CERTAUTHZ0045: map %s changed; another process "
                          "is compiling it",
                          src->name);
             return CZ_REFRESH_SOON;
         }
+        if (!lk) {
+            /* the lock's file cannot be opened (another User than the
+             * store's, no descriptor left): this process parses for
+             * itself, and says so once */
+            if (!f->lock_warned)
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                             "CERTAUTHZ0043: map %s: the compile lock in %s "
+                             "cannot be opened: this process parses the "
+                             "map itself and keeps its own copy",
+                             src->name, cz_store_dir());
+            f->lock_warned = 1;
+            break;
+        }
+        f->lock_warned = 0;
         if ((r = follow(src, gen, out, s, ptemp)) != CZ_REFRESH_SAME
             || certauthz_file_sig_same(&w->seen.sig, &w->loaded)) {
             cz_store_unlock(lk);

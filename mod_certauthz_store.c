@@ -498,7 +498,8 @@ struct cz_store_lock_t {
     int have_mtx;
 };
 
-cz_store_lock_t *cz_store_trylock(const char *mapkey, int wait, apr_pool_t *p)
+cz_store_lock_t *cz_store_trylock(const char *mapkey, int wait, int *held,
+                                  apr_pool_t *p)
 {
     cz_store_lock_t *l = apr_pcalloc(p, sizeof(*l));
     const char *path = path_of(mapkey, ".lock", p);
@@ -510,10 +511,13 @@ cz_store_lock_t *cz_store_trylock(const char *mapkey, int wait, apr_pool_t *p)
             rv = apr_thread_mutex_lock(store.mtx);
         else
             rv = apr_thread_mutex_trylock(store.mtx);
-        if (rv != APR_SUCCESS)
+        if (rv != APR_SUCCESS) {
+            *held = 1; /* another thread of this process */
             return NULL;
+        }
         l->have_mtx = 1;
     }
+    *held = 0;
     rv = APR_EGENERAL;
     if (regular(path, p)
         || apr_stat(&fi, path, APR_FINFO_LINK, p) != APR_SUCCESS)
@@ -522,8 +526,10 @@ cz_store_lock_t *cz_store_trylock(const char *mapkey, int wait, apr_pool_t *p)
     if (rv == APR_SUCCESS) {
         rv = apr_file_lock(l->f, APR_FLOCK_EXCLUSIVE
                                      | (wait ? 0 : APR_FLOCK_NONBLOCK));
-        if (rv != APR_SUCCESS)
+        if (rv != APR_SUCCESS) {
             apr_file_close(l->f);
+            *held = 1; /* another process */
+        }
     }
     if (rv != APR_SUCCESS) {
         if (l->have_mtx)

@@ -925,7 +925,7 @@ static int add_extensions(X509 *x, X509 *issuer, int ca,
 done:
     BASIC_CONSTRAINTS_free(bc);
     ASN1_BIT_STRING_free(ku);
-    sk_ASN1_OBJECT_free(eku);
+    sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
     ASN1_OCTET_STRING_free(ski);
     AUTHORITY_KEYID_free(akid);
     return rc == 0 ? 0 : FAIL("cannot add %s extension", what);

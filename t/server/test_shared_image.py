@@ -777,3 +777,30 @@ def test_the_parent_follows_no_link_planted_in_the_store(workdir, certs):
         assert set(answers(s, certs["alice"])) == {"alice-v1"}
     finally:
         assert s.stop()
+
+
+def test_a_lock_that_cannot_be_opened_is_not_taken_for_a_busy_one(workdir,
+                                                                 certs):
+    """A lock file the children cannot open (left by another User): each
+    child says so once, parses the change itself and serves it, instead of
+    waiting for a compiler that does not exist."""
+    if not H.IS_ROOT:
+        pytest.skip("needs root: children must run as another user")
+    s = make_server(workdir, certs, "lock-unopenable", "prefork", children=2)
+    s.start()
+    try:
+        wait_children(s, 2)
+        lock = store(s) / (key(s) + ".lock")
+        os.chown(lock, 0, 0)
+        os.chmod(lock, 0o600)
+        for v in ("lk2", "lk3"):
+            text = version(v)
+            s.write_map("shared.map", text)
+            on = wait_all_on(s, sha(text))
+            assert {t for t, _, _ in on.values()} == {"CERTAUTHZ0030:"}, on
+            assert set(answers(s, certs["alice"])) == {"alice-" + v}
+        warned = [l for l in lines(s, "CERTAUTHZ0043:") if "compile lock" in l]
+        pids = [re.search(r"\[pid (\d+):", l).group(1) for l in warned]
+        assert len(pids) == 2 and len(set(pids)) == 2, warned   # once each
+    finally:
+        assert s.stop()
