@@ -48,7 +48,8 @@
     X(EKU, "eku", 0, eku)                                                      \
     X(KU, "ku", 0, ku)                                                         \
     X(POLICY, "policy", 0, policy)                                             \
-    X(SKI, "ski", 0, ski)
+    X(SKI, "ski", 0, ski)                                                      \
+    X(SID, "sid", 0, sid)
 
 #define CERTAUTHZ_TYPE_ENUM_(id, name, fold, value) CERTAUTHZ_##id,
 typedef enum {

@@ -100,6 +100,16 @@ extern const certauthz_oid_name_t certauthz_policy_names[];
 #define CERTAUTHZ_KU_BITS 9
 extern const char *const certauthz_ku_names[CERTAUTHZ_KU_BITS];
 
+/* A Windows security identifier (S-1-5-21-...) in canonical form: "S-",
+ * the revision 1, the identifier authority and 1 to 15 sub-authorities in
+ * decimal without leading zeros (the authority may be written 0x... hex;
+ * "s-" in any case); NULL with *reason otherwise. */
+const char *certauthz_sid_normalize(const char *s, apr_size_t len,
+                                    const char **reason, apr_pool_t *p);
+
+/* The SAN URI form of a SID (Microsoft, KB5014754). */
+#define CERTAUTHZ_SID_URI_PREFIX "tag:microsoft.com,2022-09-14:sid:"
+
 /* The SHA-256 of a file's content as lower-case hex (out: 65 bytes), read
  * in pieces; the status of the open or read that failed otherwise. */
 apr_status_t certauthz_file_sha256(const char *path, char out[65],

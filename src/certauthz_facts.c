@@ -4,6 +4,7 @@
  * with a NUL byte or that is not UTF-8 is dropped, never truncated.
  */
 #include <string.h>
+#include <strings.h>
 
 #include <apr_strings.h>
 #include <apr_tables.h>
@@ -268,6 +269,71 @@ static void extract_extensions(builder_t *b, X509 *x)
     ASN1_OCTET_STRING_free(ski);
 }
 
+#define NTDS_SECURITY_EXT "1.3.6.1.4.1.311.25.2"
+#define NTDS_OBJECTSID "1.3.6.1.4.1.311.25.2.1"
+
+static void add_sid(builder_t *b, const char *text, apr_size_t len)
+{
+    const char *why, *sid = certauthz_sid_normalize(text, len, &why, b->p);
+    if (sid)
+        add_canonical(b, CERTAUTHZ_SID, sid);
+    else
+        b->f->dropped++;
+}
+
+/* sid: the objectSid of Microsoft's NTDS CA security extension (an
+ * otherName 1.3.6.1.4.1.311.25.2.1 holding the SID's text in an OCTET
+ * STRING, KB5014754), then each SAN URI tag:microsoft.com,2022-09-14:sid:
+ * (already among the uri values).  An extension present twice, or one that
+ * does not decode, gives no SID from it. */
+static void extract_sid(builder_t *b, X509 *x)
+{
+    ASN1_OBJECT *ext_oid = OBJ_txt2obj(NTDS_SECURITY_EXT, 1);
+    ASN1_OBJECT *sid_oid = OBJ_txt2obj(NTDS_OBJECTSID, 1);
+    int at = ext_oid ? X509_get_ext_by_OBJ(x, ext_oid, -1) : -1;
+    const apr_array_header_t *uris = b->arr[CERTAUTHZ_URI];
+    apr_size_t plen = strlen(CERTAUTHZ_SID_URI_PREFIX);
+
+    if (at >= 0 && X509_get_ext_by_OBJ(x, ext_oid, at) >= 0) {
+        b->f->dropped++; /* twice */
+    }
+    else if (at >= 0 && sid_oid) {
+        const ASN1_OCTET_STRING *v =
+            X509_EXTENSION_get_data(X509_get_ext(x, at));
+        const unsigned char *q = ASN1_STRING_get0_data(v);
+        GENERAL_NAMES *gens =
+            d2i_GENERAL_NAMES(NULL, &q, ASN1_STRING_length(v));
+        int found = 0;
+        for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+            const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+            const OTHERNAME *on =
+                g->type == GEN_OTHERNAME ? g->d.otherName : NULL;
+            if (!on || OBJ_cmp(on->type_id, sid_oid))
+                continue;
+            found = 1;
+            if (on->value && on->value->type == V_ASN1_OCTET_STRING)
+                add_sid(b,
+                        (const char *)ASN1_STRING_get0_data(
+                            on->value->value.octet_string),
+                        (apr_size_t)ASN1_STRING_length(
+                            on->value->value.octet_string));
+            else
+                b->f->dropped++;
+        }
+        if (!gens || !found)
+            b->f->dropped++;
+        GENERAL_NAMES_free(gens);
+    }
+    for (int i = 0; i < uris->nelts; i++) {
+        const certauthz_value_t *u = &APR_ARRAY_IDX(uris, i, certauthz_value_t);
+        if (u->key_len > plen
+            && !strncasecmp(u->text, CERTAUTHZ_SID_URI_PREFIX, plen))
+            add_sid(b, u->text + plen, u->key_len - plen);
+    }
+    ASN1_OBJECT_free(ext_oid);
+    ASN1_OBJECT_free(sid_oid);
+}
+
 static const char *time_text(const ASN1_TIME *t, apr_pool_t *p)
 {
     struct tm tm;
@@ -295,6 +361,7 @@ apr_status_t certauthz_facts_from_x509(certauthz_facts_t **pfacts, X509 *x,
     extract_subject(&b, X509_get_subject_name(x));
     extract_san(&b, x);
     extract_extensions(&b, x);
+    extract_sid(&b, x);
     if ((rv = extract_serial(&b, x)) != APR_SUCCESS
         || (rv = extract_digests(&b, x)) != APR_SUCCESS)
         return rv;

@@ -224,6 +224,17 @@ static apr_status_t norm_ski(certauthz_selector_t *sel, certauthz_type_e type,
     return *v ? APR_SUCCESS : bad_value(type, reason, p);
 }
 
+/* exact values only: a SID, canonical (S-1-5-21-...) */
+static apr_status_t norm_sid(certauthz_selector_t *sel, certauthz_type_e type,
+                             const char *value, apr_size_t len, int *glob,
+                             const char **v, const char **reason, apr_pool_t *p)
+{
+    (void)sel;
+    *glob = 0;
+    *v = certauthz_sid_normalize(value, len, reason, p);
+    return *v ? APR_SUCCESS : bad_value(type, reason, p);
+}
+
 #define NORM_(id, name, fold, value) [CERTAUTHZ_##id] = norm_##value,
 static norm_fn *const normalizers[CERTAUTHZ_NTYPES] = {CERTAUTHZ_TYPES(NORM_)};
 #undef NORM_

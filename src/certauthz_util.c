@@ -461,3 +461,53 @@ const char *certauthz_oid_normalize(const char *s, apr_size_t len,
     }
     return apr_pstrmemdup(p, s, len);
 }
+
+const char *certauthz_sid_normalize(const char *s, apr_size_t len,
+                                    const char **reason, apr_pool_t *p)
+{
+    apr_size_t i = 2;
+    int field = 0;
+    char *out, *o;
+
+    if (len < 2 || len > 200 || (s[0] != 'S' && s[0] != 's') || s[1] != '-') {
+        *reason = "not a SID (S-1-...)";
+        return NULL;
+    }
+    o = out = apr_palloc(p, len + 24);
+    *o++ = 'S';
+    while (i <= len) {
+        apr_uint64_t v = 0,
+                     max = field == 1 ? 0xFFFFFFFFFFFFULL : 0xFFFFFFFFULL;
+        apr_size_t start = i;
+        int hex = field == 1 && i + 2 < len && s[i] == '0'
+                  && (s[i + 1] == 'x' || s[i + 1] == 'X');
+        if (hex)
+            i += 2, start = i;
+        for (; i < len && s[i] != '-'; i++) {
+            int d = hex ? certauthz_hexval(s[i])
+                        : (s[i] >= '0' && s[i] <= '9' ? s[i] - '0' : -1);
+            if (d < 0 || (!hex && i > start && s[start] == '0')) {
+                *reason = "not a SID (S-1-...)";
+                return NULL;
+            }
+            v = v * (hex ? 16 : 10) + (apr_uint64_t)d;
+            if (v > max) {
+                *reason = "a SID number out of range";
+                return NULL;
+            }
+        }
+        if (i == start || (field == 0 && v != 1)) {
+            *reason = "not a SID (S-1-...)";
+            return NULL;
+        }
+        o += apr_snprintf(o, 24, "-%" APR_UINT64_T_FMT, v);
+        field++;
+        i++; /* the '-', or past the end */
+    }
+    if (field < 3 || field > 17) {
+        *reason = "a SID has 1 to 15 sub-authorities";
+        return NULL;
+    }
+    *o = '\0';
+    return out;
+}

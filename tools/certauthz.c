@@ -41,7 +41,7 @@
  *                            "uri": INT, "upn": INT, "ip": INT,
  *                            "serial": INT, "sha256": INT, "spki": INT,
  *                            "eku": INT, "ku": INT, "policy": INT,
- *                            "ski": INT },
+ *                            "ski": INT, "sid": INT },
  *         "deny": INT, "issuer_sections": INT },
  *       "content_sha256": STRING|null,  SHA-256 of the file, lower-case
  *                                  hex (as sha256sum prints it): the map's
@@ -89,7 +89,7 @@
  *       "san_extensions": INT,     more than 1: no SAN facts at all
  *       "facts": { "cn": [STRING], "dn": [STRING], "email": [...], "dns",
  *                  "uri", "upn", "ip", "serial", "sha256", "spki",
- *                  "eku", "ku", "policy", "ski" },
+ *                  "eku", "ku", "policy", "ski", "sid" },
  *                                  every value a selector of that type sees
  *       "dropped": INT },          values dropped as unusable
  *     "section": STRING|null,      the map's [issuer] section that applies
@@ -211,7 +211,9 @@ static const char HELP_EXPLAIN[] =
     "  (RFC 4514), validity, cn (or why there is none: no CN, several CNs,\n"
     "  an unusable one), each SAN with its selector type (email, dns, uri,\n"
     "  upn, ip), serial, sha256, spki, the extension facts eku (OIDs),\n"
-    "  ku (keyUsage names), policy (OIDs) and ski (hex), and how many\n"
+    "  ku (keyUsage names), policy (OIDs), ski (hex) and sid (Active\n"
+    "  Directory's objectSid, from the NTDS CA security extension or a SAN\n"
+    "  URI tag:microsoft.com,2022-09-14:sid:...), and how many\n"
     "  values were dropped as unusable (NUL byte, not UTF-8, a UPN that is\n"
     "  not a UTF8String, several SAN extensions, an extension given twice or\n"
     "  that does not decode).  Then the decision of MAP: the deny rule that\n"
@@ -239,7 +241,7 @@ static const char HELP_JSON[] =
     "              rules:null|{total, allow, exact, glob, regex,\n"
     "                exact_by_type:{cn, dn, email, dns, uri, upn, ip,\n"
     "                               serial, sha256, spki, eku, ku,\n"
-    "                               policy, ski},\n"
+    "                               policy, ski, sid},\n"
     "                deny, issuer_sections},\n"
     "              content_sha256|null, load_ms|null, lint_ms|null,\n"
     "              memory:null|{resident_bytes|null, peak_rss_kb},\n"
@@ -256,7 +258,7 @@ static const char HELP_JSON[] =
     "              serial, sha256, spki, sans:[{type, value}],\n"
     "              san_extensions, facts:{cn:[..], dn:[..], email:[..],\n"
     "              dns, uri, upn, ip, serial, sha256, spki, eku, ku,\n"
-    "              policy, ski}, dropped},\n"
+    "              policy, ski, sid}, dropped},\n"
     "            section:DN|null,\n"
     "            decision:null|{outcome:\"mapped\"|\"denied\"|\"unmapped\",\n"
     "              reason:\"mapped\"|\"deny-rule\"|\"unmapped\"\n"

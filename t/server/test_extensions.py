@@ -41,6 +41,19 @@ LOCS = {
     "/map-ski": "CertAuthzMapFile conf/certauthz/ext.map\nRequire cert-mapped",
 }
 
+AD_SID = "S-1-5-21-3623811015-3361044348-30300820-1013"
+
+
+def ntds_ext(sid):
+    """--ext value: Microsoft's NTDS CA security extension holding sid."""
+    text = sid.encode()
+    inner = bytes([0x04, len(text)]) + text
+    oid = bytes.fromhex("060a2b060104018237190201")
+    on = oid + bytes([0xa0, len(inner)]) + inner
+    return "1.3.6.1.4.1.311.25.2:" + (
+        bytes([0x30, len(on) + 2, 0xa0, len(on)]) + on).hex()
+
+
 CERTS = {
     "piv": ["--eku", "clientAuth,msSmartcardLogin", "--ku",
             "digitalSignature,nonRepudiation", "--policy", PIV_POLICY,
@@ -52,6 +65,10 @@ CERTS = {
              "digitalSignature,keyAgreement"],
     "wrongupn": ["--eku", "clientAuth", "--policy", PIV_POLICY,
                  "--san", "upn:alice@evil.example"],
+    "adsid": ["--ext", ntds_ext(AD_SID)],
+    "urisid": ["--san", "uri:tag:microsoft.com,2022-09-14:sid:"
+               "s-1-5-21-1-2-3-500"],
+    "othersid": ["--ext", ntds_ext("S-1-5-21-1-2-3-501")],
 }
 
 
@@ -74,7 +91,9 @@ def ext(workdir, certs):
                               "--subject", "/O=Example/CN=%s" % name, *args)
     files = {"conf/certauthz/ext.map":
              "ski:01:02:03:04:05  piv-by-ski\n"
-             "policy:2.5.29.32.0  any-policy-holder\n"}
+             "policy:2.5.29.32.0  any-policy-holder\n"
+             "sid:%s  ad-user\n"
+             "sid:S-1-5-21-1-2-3-500  uri-sid-user\n" % AD_SID.lower()}
     s = H.ExtraHttpd(workdir / "extensions" / "server", certs, _config,
                      files=files, docs=list(LOCS))
     s.setup()
@@ -135,6 +154,13 @@ def test_map_selectors_name_the_rule(ext):
     assert r.rule.endswith("ext.map:1"), r.headers
     r = srv.get("/map-ski/", made["anypol"])
     assert r.user == "any-policy-holder"
+    # Active Directory's SID, from the NTDS extension and from a SAN URI
+    r = srv.get("/map-ski/", made["adsid"])
+    assert (r.status, r.user) == (200, "ad-user"), r
+    assert r.rule.endswith("ext.map:3"), r.headers
+    r = srv.get("/map-ski/", made["urisid"])
+    assert (r.status, r.user) == (200, "uri-sid-user"), r
+    assert srv.get("/map-ski/", made["othersid"]).status == 403
 
 
 @pytest.mark.parametrize("line,phrase", [

@@ -27,7 +27,7 @@ TOOL = H.BUILDDIR / "certauthz"
 MAN = H.BUILDDIR / "docs" / "certauthz.1"  # configure writes it from .in
 SOURCE = H.SRCDIR / "tools" / "certauthz.c"
 TYPES = ["cn", "dn", "email", "dns", "uri", "upn", "ip", "serial", "sha256",
-         "spki", "eku", "ku", "policy", "ski"]
+         "spki", "eku", "ku", "policy", "ski", "sid"]
 
 MAP = """\
 email:alice@example.com   alice     staff,admins
@@ -803,7 +803,7 @@ def test_explain_json_facts(tool_dir, certs):
         "spki": [c.spki_pin],
         "eku": ["1.3.6.1.5.5.7.3.2", "1.3.6.1.5.5.7.3.1"],
         "ku": ["digitalSignature", "keyEncipherment"], "policy": [],
-        "ski": cert["facts"]["ski"]}
+        "ski": cert["facts"]["ski"], "sid": []}
     assert re.fullmatch(r"[0-9A-F]{40}", cert["facts"]["ski"][0])
     assert cert["dropped"] == 0
     assert doc["section"] is None

@@ -740,6 +740,81 @@ static void test_extensions(void)
     }
 }
 
+/* The hex of Microsoft's NTDS CA security extension value holding the
+ * otherName 1.3.6.1.4.1.311.25.2.1 with value [0] { tag len text }. */
+static const char *ntds_hex(const char *text, int tag)
+{
+    char *out = apr_palloc(pool, 2 * strlen(text) + 64), *o = out;
+    size_t n = strlen(text), inner = 2 + n, on = 12 + 2 + inner;
+    o += sprintf(o,
+                 "30%02zxa0%02zx060a2b0601040182371902"
+                 "01a0%02zx%02x%02zx",
+                 on + 2, on, inner, tag, n);
+    for (size_t i = 0; i < n; i++)
+        o += sprintf(o, "%02x", (unsigned char)text[i]);
+    return out;
+}
+
+static void test_sid(void)
+{
+    static const char *const none[] = {NULL};
+    certauthz_facts_t *f;
+    char opts[1024];
+    const char *sid = "S-1-5-21-3623811015-3361044348-30300820-1013";
+
+    snprintf(opts, sizeof(opts),
+             "--subject /CN=sid --ext 1.3.6.1.4.1.311.25.2:%s",
+             ntds_hex(sid, 0x04));
+    f = facts(opts);
+    check_values(f, CERTAUTHZ_SID, (const char *const[]){sid, NULL},
+                 "sid from the NTDS extension");
+    is_int(f->dropped, 0, "ntds: nothing dropped");
+    check_keys(f, "ntds");
+
+    f = facts("--subject /CN=sidurl "
+              "--san uri:tag:microsoft.com,2022-09-14:sid:s-1-5-21-1-2-3-500 "
+              "--san uri:https://example.com/");
+    check_values(f, CERTAUTHZ_SID,
+                 (const char *const[]){"S-1-5-21-1-2-3-500", NULL},
+                 "sid from the SAN URI, canonical");
+    is_int(f->of[CERTAUTHZ_URI].n, 2, "the URI stays a uri fact too");
+
+    snprintf(opts, sizeof(opts),
+             "--subject /CN=both --ext 1.3.6.1.4.1.311.25.2:%s "
+             "--san uri:tag:microsoft.com,2022-09-14:sid:S-1-5-32-544",
+             ntds_hex(sid, 0x04));
+    f = facts(opts);
+    check_values(f, CERTAUTHZ_SID,
+                 (const char *const[]){sid, "S-1-5-32-544", NULL},
+                 "both forms, the extension's first");
+
+    snprintf(opts, sizeof(opts),
+             "--subject /CN=badsid --ext 1.3.6.1.4.1.311.25.2:%s",
+             ntds_hex("S-1-5-21-x", 0x04));
+    f = facts(opts);
+    check_values(f, CERTAUTHZ_SID, none, "a malformed SID is dropped");
+    is_int(f->dropped, 1, "malformed SID counted");
+
+    snprintf(opts, sizeof(opts),
+             "--subject /CN=intsid --ext 1.3.6.1.4.1.311.25.2:%s",
+             ntds_hex("S-1-5-18", 0x0c));
+    f = facts(opts);
+    check_values(f, CERTAUTHZ_SID, none, "a SID not in an OCTET STRING");
+    is_int(f->dropped, 1, "wrong inner type counted");
+
+    snprintf(opts, sizeof(opts),
+             "--subject /CN=twosid --ext 1.3.6.1.4.1.311.25.2:%s "
+             "--ext 1.3.6.1.4.1.311.25.2:%s",
+             ntds_hex(sid, 0x04), ntds_hex("S-1-5-18", 0x04));
+    f = facts(opts);
+    check_values(f, CERTAUTHZ_SID, none, "two NTDS extensions: none taken");
+    is_int(f->dropped, 1, "duplicate counted");
+
+    f = facts("--subject /CN=junk --ext 1.3.6.1.4.1.311.25.2:0401ff");
+    check_values(f, CERTAUTHZ_SID, none, "an undecodable NTDS extension");
+    is_int(f->dropped, 1, "undecodable counted");
+}
+
 int main(void)
 {
     apr_initialize();
@@ -754,6 +829,7 @@ int main(void)
     test_serials();
     test_read();
     test_extensions();
+    test_sid();
 
     apr_pool_destroy(pool);
     apr_terminate();

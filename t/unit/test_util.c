@@ -413,9 +413,9 @@ static void test_audit_value(void)
 static void test_types(void)
 {
     static const char *const names[CERTAUTHZ_NTYPES] = {
-        "cn",     "dn",     "email", "dns", "uri", "upn",    "ip",
-        "serial", "sha256", "spki",  "eku", "ku",  "policy", "ski"};
-    static const int folds[CERTAUTHZ_NTYPES] = {0, 0, 1, 1, 0, 1, 0,
+        "cn",     "dn",   "email", "dns", "uri",    "upn", "ip", "serial",
+        "sha256", "spki", "eku",   "ku",  "policy", "ski", "sid"};
+    static const int folds[CERTAUTHZ_NTYPES] = {0, 0, 1, 1, 0, 1, 0, 0,
                                                 0, 0, 0, 0, 0, 0, 0};
     for (int i = 0; i < CERTAUTHZ_NTYPES; i++) {
         is_str(certauthz_type_name((certauthz_type_e)i), names[i],
@@ -487,6 +487,54 @@ static void test_oids(void)
     is_str(certauthz_ku_names[8], "decipherOnly", "ku bit 8");
 }
 
+static void test_sids(void)
+{
+    const char *why = NULL;
+    static const struct {
+        const char *in, *out;
+    } good[] = {
+        {"S-1-5-21-3623811015-3361044348-30300820-1013",
+         "S-1-5-21-3623811015-3361044348-30300820-1013"},
+        {"s-1-5-21-1-2-3-500", "S-1-5-21-1-2-3-500"},
+        {"S-1-5-18", "S-1-5-18"},
+        {"S-1-0x000000000005-32-544", "S-1-5-32-544"},
+        {"S-1-0-0", "S-1-0-0"},
+        {"S-1-5-4294967295", "S-1-5-4294967295"},
+        {"S-1-281474976710655-1", "S-1-281474976710655-1"},
+    };
+    static const char *const bad[] = {
+        "",
+        "S",
+        "S-1",
+        "S-1-5",
+        "S-2-5-21",
+        "S-1-5-",
+        "S-1--5",
+        "S-1-5-021",
+        "S-1-5-4294967296",
+        "X-1-5-21",
+        "S-1-5-21 ",
+        "S-1-5-2a",
+        "S-01-5-21",
+        "S-1-281474976710656-1",
+        "S-1-5-1-2-3-4-5-6-7-8-9-10-11-12-13-14-15-16"};
+
+    for (size_t i = 0; i < N(good); i++)
+        is_str(
+            certauthz_sid_normalize(good[i].in, strlen(good[i].in), &why, pool),
+            good[i].out, "sid_normalize(%s)", good[i].in);
+    for (size_t i = 0; i < N(bad); i++) {
+        why = NULL;
+        ok(!certauthz_sid_normalize(bad[i], strlen(bad[i]), &why, pool) && why
+               && strstr(why, "SID"),
+           "sid_normalize refuses '%s' (%s)", bad[i], why ? why : "-");
+    }
+    ok(certauthz_sid_normalize("S-1-5-1-2-3-4-5-6-7-8-9-10-11-12-13-14-15", 41,
+                               &why, pool)
+           != NULL,
+       "15 sub-authorities are taken");
+}
+
 static void test_error_text(void)
 {
     certauthz_error_t e = {"/etc/m.map", 12, "missing user"};
@@ -512,6 +560,7 @@ int main(void)
     test_audit_value();
     test_types();
     test_oids();
+    test_sids();
     test_error_text();
 
     apr_pool_destroy(pool);
