@@ -87,7 +87,9 @@ def log(msg=""):
 
 
 def die(msg):
-    sys.stderr.write("e2e: %s\n" % msg)
+    # the benchmark that failed (bench/instr.py and bench/memreload.py use
+    # these helpers too)
+    sys.stderr.write("%s: %s\n" % (Path(sys.argv[0]).stem or "e2e", msg))
     sys.exit(1)
 
 

@@ -43,19 +43,16 @@ httpd started is stopped on exit.
 """
 
 import argparse
-import atexit
 import datetime
 import hashlib
 import http.client
 import json
 import os
-import platform
 import re
 import resource
 import shlex
 import shutil
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -66,10 +63,14 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import e2e  # noqa: E402  (its helpers: certificates, processes, cleanup)
+from e2e import (CLEANUP, CLK_TCK, die, free_port, https_get,  # noqa: E402
+                 log, machine_busy_ticks, make_certs, on_signal, read_stat)
+
 SRCDIR = Path(os.environ.get("CERTAUTHZ_SRCDIR") or HERE.parent).resolve()
 BUILDDIR = Path(os.environ.get("CERTAUTHZ_BUILDDIR") or SRCDIR).resolve()
 
-CLIENT_SUBJECT = "/O=Bench/CN=bench-client"
 GROUP = "bench"
 USER = "bench-user"
 ALL_MPMS = ["prefork", "event"]
@@ -77,18 +78,8 @@ ALL_MPMS = ["prefork", "event"]
 MODULES = ["unixd", "authz_core", "socache_shmcb", "ssl", "headers",
            "log_config"]
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 # summed from /proc/PID/smaps_rollup (Pss_Anon/_File/_Shmem: Linux 5.9+)
 MEM_FIELDS = ["Pss", "Rss", "Pss_Anon", "Pss_File", "Pss_Shmem"]
-
-
-def log(msg=""):
-    print(msg, flush=True)
-
-
-def die(msg):
-    sys.stderr.write("memreload: %s\n" % msg)
-    sys.exit(1)
 
 
 class Failed(Exception):
@@ -97,49 +88,7 @@ class Failed(Exception):
 
 
 # --------------------------------------------------------------------------
-# cleanup
-
-class Cleanup:
-    """Servers to stop and directories to remove, whatever happens."""
-
-    def __init__(self):
-        self.servers = []
-        self.dirs = []
-        atexit.register(self.run)
-
-    def run(self):
-        for s in list(self.servers):
-            s.stop()
-        self.servers.clear()
-        for d in list(self.dirs):
-            shutil.rmtree(d, ignore_errors=True)
-        self.dirs.clear()
-
-
-CLEANUP = Cleanup()
-
-
-def on_signal(signum, _frame):
-    raise SystemExit(128 + signum)
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def run(cmd, timeout=120, check=True):
-    p = subprocess.run([str(c) for c in cmd], stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, timeout=timeout)
-    out = p.stdout.decode("utf-8", errors="replace")
-    if check and p.returncode != 0:
-        die("%s failed (%d):\n%s" % (" ".join(map(str, cmd)), p.returncode,
-                                     out))
-    return out
+# files (certificates, cleanup, processes: bench/e2e.py's helpers)
 
 
 def write_file(path, data, mode=0o644):
@@ -154,22 +103,7 @@ def write_file(path, data, mode=0o644):
 
 
 # --------------------------------------------------------------------------
-# certificates and maps
-
-def make_certs(d, mkcert):
-    def mk(name, *args):
-        run([mkcert, "--out", d / name] + list(args), timeout=60)
-        for ext in (".crt", ".key"):
-            os.chmod(str(d / name) + ext, 0o644)
-        return {"crt": str(d / name) + ".crt", "key": str(d / name) + ".key"}
-
-    ca = mk("ca", "--ca", "--subject", "/O=Bench/CN=Bench CA", "--days",
-            "3650")
-    server = mk("server", "--issuer", d / "ca", "--subject",
-                "/O=Bench/CN=localhost", "--san", "ip:127.0.0.1", "--san",
-                "dns:localhost")
-    client = mk("client", "--issuer", d / "ca", "--subject", CLIENT_SUBJECT)
-    return {"ca": ca, "server": server, "client": client}
+# maps
 
 
 def map_user(version):
@@ -193,24 +127,6 @@ def map_text(lines, version):
 
 # --------------------------------------------------------------------------
 # /proc
-
-def read_stat(pid):
-    """/proc/PID/stat fields after the command name (state is [0]); None
-    when the process is gone."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            s = f.read()
-    except OSError:
-        return None
-    return s[s.rindex(")") + 2:].split()
-
-
-def machine_busy_ticks():
-    """Busy clock ticks of all CPUs together (/proc/stat: all but idle and
-    iowait)."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return sum(v[:8]) - v[3] - v[4]
 
 
 def smaps_rollup(pid):
@@ -390,9 +306,9 @@ class Httpd:
         self.map = self.root / "conf" / "live.map"
         for d in ("conf", "logs", "run", "htdocs/certauthz"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
-        shutil.copy(certs["server"]["crt"], self.root / "conf" / "server.crt")
-        shutil.copy(certs["server"]["key"], self.root / "conf" / "server.key")
-        shutil.copy(certs["ca"]["crt"], self.root / "conf" / "ca.crt")
+        shutil.copy(certs["server"].crt, self.root / "conf" / "server.crt")
+        shutil.copy(certs["server"].key, self.root / "conf" / "server.key")
+        shutil.copy(certs["ca"].crt, self.root / "conf" / "ca.crt")
         write_file(self.root / "htdocs" / "certauthz" / "ok.txt", b"OK\n")
 
     def config(self):
@@ -452,7 +368,7 @@ class Httpd:
 
     def _wait_ready(self, deadline):
         """Up when it answers 200 and has all its children."""
-        ctx = client_context(self.certs)
+        ctx = e2e.client_context(self.certs, "client")
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return "exited with %d:\n%s" % (self.proc.returncode,
@@ -564,23 +480,6 @@ class Httpd:
 
 # --------------------------------------------------------------------------
 # the client
-
-def client_context(certs):
-    ctx = ssl.create_default_context(cafile=certs["ca"]["crt"])
-    ctx.load_cert_chain(certs["client"]["crt"], certs["client"]["key"])
-    return ctx
-
-
-def https_get(ctx, port, path, timeout=10):
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx,
-                                       timeout=timeout)
-    try:
-        conn.request("GET", path)
-        r = conn.getresponse()
-        r.read()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}
-    finally:
-        conn.close()
 
 
 def parallel_requests(ctx, port, count, timeout=30):
@@ -783,7 +682,7 @@ def _run_config(args, certs, srv, row, versions, one):
     write_file(srv.map, versions(0)[0])
     srv.start(args.start_timeout)
     kids0 = srv.kids()
-    ctx = client_context(certs)
+    ctx = e2e.client_context(certs, "client")
     loads = [int(m.group(2)) for _s, _t, _p, msg in
              LogReader(srv.error_log).new_lines()
              for m in [LOADED_RE.search(msg)] if m]
@@ -1050,19 +949,7 @@ def report(args, rows, one):
 
 
 def machine_info(args):
-    info = {"nproc": os.cpu_count(), "kernel": platform.release()}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        info["nproc"] = int(run(["nproc"], timeout=10).strip())
-    except (OSError, ValueError, SystemExit):
-        pass
+    info = e2e.machine_info(args)
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -1070,18 +957,7 @@ def machine_info(args):
                     info["mem_mb"] = int(line.split()[1]) // 1024
     except OSError:
         pass
-    v = run([args.httpd, "-v"], timeout=30, check=False)
-    info["httpd"] = v.splitlines()[0].split(":", 1)[-1].strip() if v else "?"
-    info["openssl"] = ssl.OPENSSL_VERSION
-    if shutil.which("openssl"):
-        info["openssl"] = run(["openssl", "version"], timeout=10,
-                              check=False).strip()
-    try:
-        info["load"] = " ".join(open("/proc/loadavg").read().split()[:3])
-    except OSError:
-        pass
     return info
-
 
 def print_header(args):
     info = machine_info(args)

@@ -37,6 +37,7 @@
 #include "../../src/certauthz_map_int.h"
 #include "../certgen.h"
 #include "tap.h"
+#include "maputil.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define FEATURE_NAME "feature.map"
@@ -271,53 +272,17 @@ static certauthz_map_t *parse_in(const char *name, const char *text,
 
 static certauthz_facts_t *facts_x509(X509 *x)
 {
-    certauthz_facts_t *f = NULL;
-    if (certauthz_facts_from_x509(&f, x, pool) != APR_SUCCESS)
-        abort();
-    return f;
+    return facts_of_x509(x, pool);
 }
 
 static certauthz_facts_t *facts(const char *opts)
 {
-    X509 *x = certgen_quick(opts);
-    certauthz_facts_t *f = facts_x509(x);
-    X509_free(x);
-    return f;
+    return facts_of_cert(opts, pool);
 }
 
-/* Hand-made facts: one value (text = key) of one type. */
-static certauthz_facts_t *facts_one(certauthz_type_e type, const char *key)
-{
-    certauthz_facts_t *f = apr_pcalloc(pool, sizeof(*f));
-    certauthz_value_t *v = apr_pcalloc(pool, sizeof(*v));
-    v->text = v->key = key;
-    v->key_len = strlen(key);
-    f->of[type].n = 1;
-    f->of[type].v = v;
-    f->cn_count = type == CERTAUTHZ_CN;
-    return f;
-}
-
-static const char *outcome_name(int o)
-{
-    return o == CERTAUTHZ_MAPPED   ? "MAPPED"
-           : o == CERTAUTHZ_DENIED ? "DENIED"
-                                   : "UNMAPPED";
-}
-
-/* "MAPPED user [groups] @LINE", "DENIED @LINE", "UNMAPPED[ @LINE]" */
 static const char *describe(const certauthz_identity_t *id)
 {
-    const char *s = outcome_name(id->outcome);
-    if (id->outcome == CERTAUTHZ_MAPPED) {
-        s = apr_pstrcat(pool, s, " ", id->user ? id->user : "(null)", NULL);
-        if (id->ngroups)
-            s = apr_pstrcat(pool, s, " [", certauthz_identity_groups(id, pool),
-                            "]", NULL);
-    }
-    if (id->rule)
-        s = apr_psprintf(pool, "%s @%u", s, certauthz_rule_line(id->rule));
-    return s;
+    return identity_text(id, pool);
 }
 
 static const char *resolve_in(const certauthz_map_t *m,
@@ -655,14 +620,16 @@ static void build_features(void)
     add_fact("sha256 exact", K, "MAPPED kiosk @11");
     add_fact("spki exact", P, "MAPPED pinned @12");
     add_fact("deny sha256", E, "DENIED @30");
-    add_fact("hand-made cn", facts_one(CERTAUTHZ_CN, "alice"),
+    add_fact("hand-made cn", facts_one(CERTAUTHZ_CN, "alice", pool),
              "MAPPED alice [staff,admins] @2");
-    add_fact("hand-made deny cn", facts_one(CERTAUTHZ_CN, "mallory"),
+    add_fact("hand-made deny cn", facts_one(CERTAUTHZ_CN, "mallory", pool),
              "DENIED @26");
-    add_fact("hand-made empty cn", facts_one(CERTAUTHZ_CN, ""), "UNMAPPED");
-    add_fact("hand-made dns", facts_one(CERTAUTHZ_DNS, "host1.example.com"),
+    add_fact("hand-made empty cn", facts_one(CERTAUTHZ_CN, "", pool),
+             "UNMAPPED");
+    add_fact("hand-made dns",
+             facts_one(CERTAUTHZ_DNS, "host1.example.com", pool),
              "MAPPED host1 [hosts] @5");
-    add_fact("hand-made serial", facts_one(CERTAUTHZ_SERIAL, "ABCDEF"),
+    add_fact("hand-made serial", facts_one(CERTAUTHZ_SERIAL, "ABCDEF", pool),
              "MAPPED serial-glob @20");
 
     /* the hardened copies for the damaged images: every certificate, and
@@ -670,7 +637,7 @@ static void build_features(void)
     for (int i = 0; i < nfset; i++)
         add_hard(fset[i].f);
     for (int t2 = 0; t2 < CERTAUTHZ_NTYPES; t2++)
-        add_hard(facts_one((certauthz_type_e)t2, "alice"));
+        add_hard(facts_one((certauthz_type_e)t2, "alice", pool));
 }
 
 /* The parsed map is the one the tests mean: its counts, every certificate's
@@ -1969,7 +1936,7 @@ static void test_big(void)
             const char *want, *x, *y;
             certauthz_facts_t *f;
             snprintf(key, sizeof(key), "user-%06u", i);
-            f = facts_one(CERTAUTHZ_CN, apr_pstrdup(pool, key));
+            f = facts_one(CERTAUTHZ_CN, apr_pstrdup(pool, key), pool);
             if (i % 1000 == 999)
                 want = apr_psprintf(pool, "DENIED @%u", line);
             else if (i % 5000 == 2500)
@@ -1989,8 +1956,9 @@ static void test_big(void)
                 "--subject /CN=scoped-42 --issuer-name '/O=Ex/CN=Big CA'");
             certauthz_facts_t *out = facts("--subject /CN=scoped-42");
             certauthz_facts_t *z =
-                facts_one(CERTAUTHZ_DNS, "host.zone2500.example");
-            certauthz_facts_t *e = facts_one(CERTAUTHZ_EMAIL, "q@big.example");
+                facts_one(CERTAUTHZ_DNS, "host.zone2500.example", pool);
+            certauthz_facts_t *e =
+                facts_one(CERTAUTHZ_EMAIL, "q@big.example", pool);
             ok(!strcmp(resolve_in(img, in),
                        apr_psprintf(pool, "MAPPED scoped42 @%u", n + 2 + 42))
                    && !strcmp(resolve_in(img, out), "UNMAPPED")
@@ -2154,7 +2122,7 @@ static void test_replace(void)
     apr_pool_create(&np, pool);
     now = open_image(path, 1, &why, np);
     ok(now && !strcmp(resolve_in(now, fset[0].f), "MAPPED replaced @1")
-           && !strcmp(resolve_in(now, facts_one(CERTAUTHZ_CN, "nobody")),
+           && !strcmp(resolve_in(now, facts_one(CERTAUTHZ_CN, "nobody", pool)),
                       "MAPPED new @2"),
        "  ... a new open resolves as the new map");
     why = NULL;

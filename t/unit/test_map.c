@@ -16,6 +16,7 @@
 #include "certauthz_map.h"
 #include "../certgen.h"
 #include "tap.h"
+#include "maputil.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define NAME "test.map"
@@ -83,54 +84,19 @@ static void check_grammar(const char *text, apr_size_t len, const char *want,
        want, m ? "accepted" : got);
 }
 
-static X509 *cert(const char *opts)
-{
-    return certgen_quick(opts);
-}
-
 static certauthz_facts_t *facts(const char *opts)
 {
-    X509 *x = cert(opts);
-    certauthz_facts_t *f = NULL;
-    if (certauthz_facts_from_x509(&f, x, pool) != APR_SUCCESS)
-        abort();
-    X509_free(x);
-    return f;
+    return facts_of_cert(opts, pool);
 }
 
-/* Hand-made facts with just a cn. */
 static certauthz_facts_t *facts_cn(const char *cn)
 {
-    certauthz_facts_t *f = apr_pcalloc(pool, sizeof(*f));
-    certauthz_value_t *v = apr_pcalloc(pool, sizeof(*v));
-    v->text = v->key = cn;
-    v->key_len = strlen(cn);
-    f->of[CERTAUTHZ_CN].n = 1;
-    f->of[CERTAUTHZ_CN].v = v;
-    f->cn_count = 1;
-    return f;
+    return facts_one(CERTAUTHZ_CN, cn, pool);
 }
 
-static const char *outcome_name(int o)
-{
-    return o == CERTAUTHZ_MAPPED   ? "MAPPED"
-           : o == CERTAUTHZ_DENIED ? "DENIED"
-                                   : "UNMAPPED";
-}
-
-/* "MAPPED user [groups] @LINE", "DENIED @LINE", "UNMAPPED[ @LINE]" */
 static const char *describe(const certauthz_identity_t *id)
 {
-    const char *s = outcome_name(id->outcome);
-    if (id->outcome == CERTAUTHZ_MAPPED) {
-        s = apr_pstrcat(pool, s, " ", id->user ? id->user : "(null)", NULL);
-        if (id->ngroups)
-            s = apr_pstrcat(pool, s, " [", certauthz_identity_groups(id, pool),
-                            "]", NULL);
-    }
-    if (id->rule)
-        s = apr_psprintf(pool, "%s @%u", s, certauthz_rule_line(id->rule));
-    return s;
+    return identity_text(id, pool);
 }
 
 static const char *resolve(const char *map_text, const certauthz_facts_t *f)
