@@ -142,9 +142,21 @@ static apr_status_t load(const cz_source_t *src, int at_startup, server_rec *s,
 static int not_older(const certauthz_file_sig_t *img,
                      const certauthz_file_sig_t *mine)
 {
-    apr_time_t a = img->mtime > img->ctime ? img->mtime : img->ctime;
-    apr_time_t b = mine->mtime > mine->ctime ? mine->mtime : mine->ctime;
-    return certauthz_file_sig_same(img, mine) || a > b;
+    return certauthz_file_sig_same(img, mine)
+           || certauthz_file_sig_changed(img)
+                  > certauthz_file_sig_changed(mine);
+}
+
+/* out holds the image f->ptr names: its source state is in force now (and
+ * a later state it refused is remembered), this pointer acted on. */
+static void took_image(file_source_t *f, cz_loaded_t *out)
+{
+    certauthz_watch_adopt(&f->watch, &f->ptr.source);
+    if (f->ptr.has_refused)
+        certauthz_watch_refuse(&f->watch, &f->ptr.refused);
+    f->seen_serial = f->ptr.serial;
+    f->own_copy = 0;
+    out->adopted = 1;
 }
 
 /* Follow the map's pointer (store only): a newer image than generation
@@ -182,11 +194,7 @@ static cz_refresh_e follow(const cz_source_t *src, apr_uint32_t gen,
             rv = cz_store_open(f->key, &f->ptr, out, &why, ptemp);
         }
         if (rv == APR_SUCCESS) {
-            certauthz_watch_adopt(&f->watch, &f->ptr.source);
-            if (f->ptr.has_refused)
-                certauthz_watch_refuse(&f->watch, &f->ptr.refused);
-            out->adopted = 1;
-            f->own_copy = 0;
+            took_image(f, out);
             return CZ_REFRESH_NEW;
         }
         if (s)
@@ -254,9 +262,7 @@ static void share_first(const cz_source_t *src, cz_loaded_t *out,
         apr_pool_destroy(out->pool);
         cz_store_trim();
         *out = img;
-        out->adopted = 1;
-        f->own_copy = 0;
-        f->seen_serial = f->ptr.serial;
+        took_image(f, out);
     }
     else {
         /* only the file as it is now: a parse of an older state would roll
@@ -290,12 +296,7 @@ static void file_first(cz_source_t *src, int waits, int at_startup,
             && f->ptr.gen
             && cz_store_open(f->key, &f->ptr, out, &why, ptemp)
                    == APR_SUCCESS) {
-            certauthz_watch_adopt(w, &f->ptr.source);
-            if (f->ptr.has_refused)
-                certauthz_watch_refuse(w, &f->ptr.refused);
-            f->seen_serial = f->ptr.serial;
-            f->own_copy = 0;
-            out->adopted = 1;
+            took_image(f, out);
             return;
         }
     }
@@ -329,10 +330,7 @@ static void file_first(cz_source_t *src, int waits, int at_startup,
                 && certauthz_file_sig_same(&f->ptr.source, &w->seen.sig)
                 && cz_store_open(f->key, &f->ptr, out, &why, ptemp)
                        == APR_SUCCESS) {
-                certauthz_watch_adopt(w, &f->ptr.source);
-                f->seen_serial = f->ptr.serial;
-                out->adopted = 1;
-                f->own_copy = 0;
+                took_image(f, out);
                 return;
             }
         }

@@ -100,6 +100,11 @@ extern const certauthz_oid_name_t certauthz_policy_names[];
 #define CERTAUTHZ_KU_BITS 9
 extern const char *const certauthz_ku_names[CERTAUTHZ_KU_BITS];
 
+/* The keyUsage name s (any case) as RFC 5280 spells it; NULL with *reason
+ * when it is not one. */
+const char *certauthz_ku_normalize(const char *s, apr_size_t len,
+                                   const char **reason);
+
 /* A Windows security identifier (S-1-5-21-...) in canonical form: "S-",
  * the revision 1, the identifier authority and 1 to 15 sub-authorities in
  * decimal without leading zeros (the authority may be written 0x... hex;

@@ -148,6 +148,10 @@ void certauthz_watch_observe(certauthz_file_obs_t *obs, const char *path,
 certauthz_watch_e certauthz_watch_poll(certauthz_watch_t *w, const char *path,
                                        apr_time_t now, apr_pool_t *p);
 
+/* When the file last changed, content or metadata (a rename changes its
+ * ctime): the later of its mtime and ctime. */
+apr_time_t certauthz_file_sig_changed(const certauthz_file_sig_t *sig);
+
 /* 1 when two signatures are the same state of a file. */
 int certauthz_file_sig_same(const certauthz_file_sig_t *a,
                             const certauthz_file_sig_t *b);

@@ -3,7 +3,6 @@
  * fact: exact comparison, globs (with the dns dot rule) and PCRE2 regexes.
  */
 #include <string.h>
-#include <strings.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -147,92 +146,93 @@ static apr_status_t norm_serial(certauthz_selector_t *sel,
     return *v ? APR_SUCCESS : bad_value(type, reason, p);
 }
 
-/* exact values only */
+/* The result of a normaliser of a syntax that takes exact values only
+ * (no glob: '*' is an ordinary character, and refused by them all): the
+ * key, or "bad TYPE value: why". */
+static apr_status_t exact_only(certauthz_type_e type, const char *key,
+                               int *glob, const char **v, const char **reason,
+                               apr_pool_t *p)
+{
+    *glob = 0;
+    *v = key;
+    return key ? APR_SUCCESS : bad_value(type, reason, p);
+}
+
+/* 64 hex digits */
 static apr_status_t norm_sha256(certauthz_selector_t *sel,
                                 certauthz_type_e type, const char *value,
                                 apr_size_t len, int *glob, const char **v,
                                 const char **reason, apr_pool_t *p)
 {
     (void)sel;
-    *glob = 0;
-    *v = certauthz_hex_normalize(value, len, 32, reason, p);
-    return *v ? APR_SUCCESS : bad_value(type, reason, p);
+    return exact_only(type, certauthz_hex_normalize(value, len, 32, reason, p),
+                      glob, v, reason, p);
 }
 
-/* exact values only */
+/* the pin-sha256 base64 form */
 static apr_status_t norm_spki(certauthz_selector_t *sel, certauthz_type_e type,
                               const char *value, apr_size_t len, int *glob,
                               const char **v, const char **reason,
                               apr_pool_t *p)
 {
     (void)sel;
-    *glob = 0;
-    *v = certauthz_spki_normalize(value, len, reason, p);
-    return *v ? APR_SUCCESS : bad_value(type, reason, p);
+    return exact_only(type, certauthz_spki_normalize(value, len, reason, p),
+                      glob, v, reason, p);
 }
 
-/* exact values only: a dotted OID or an EKU name (clientAuth...) */
+/* a dotted OID or an EKU name (clientAuth...) */
 static apr_status_t norm_eku(certauthz_selector_t *sel, certauthz_type_e type,
                              const char *value, apr_size_t len, int *glob,
                              const char **v, const char **reason, apr_pool_t *p)
 {
     (void)sel;
-    *glob = 0;
-    *v = certauthz_oid_normalize(value, len, certauthz_eku_names, reason, p);
-    return *v ? APR_SUCCESS : bad_value(type, reason, p);
+    return exact_only(
+        type,
+        certauthz_oid_normalize(value, len, certauthz_eku_names, reason, p),
+        glob, v, reason, p);
 }
 
-/* exact values only: a dotted OID (or anyPolicy) */
+/* a dotted OID (or anyPolicy) */
 static apr_status_t norm_policy(certauthz_selector_t *sel,
                                 certauthz_type_e type, const char *value,
                                 apr_size_t len, int *glob, const char **v,
                                 const char **reason, apr_pool_t *p)
 {
     (void)sel;
-    *glob = 0;
-    *v = certauthz_oid_normalize(value, len, certauthz_policy_names, reason, p);
-    return *v ? APR_SUCCESS : bad_value(type, reason, p);
+    return exact_only(
+        type,
+        certauthz_oid_normalize(value, len, certauthz_policy_names, reason, p),
+        glob, v, reason, p);
 }
 
-/* exact values only: a keyUsage bit by its RFC 5280 name, any case */
+/* a keyUsage bit by its RFC 5280 name, any case */
 static apr_status_t norm_ku(certauthz_selector_t *sel, certauthz_type_e type,
                             const char *value, apr_size_t len, int *glob,
                             const char **v, const char **reason, apr_pool_t *p)
 {
     (void)sel;
-    *glob = 0;
-    for (int b = 0; b < CERTAUTHZ_KU_BITS; b++)
-        if (strlen(certauthz_ku_names[b]) == len
-            && !strncasecmp(certauthz_ku_names[b], value, len)) {
-            *v = certauthz_ku_names[b];
-            return APR_SUCCESS;
-        }
-    *reason = "not a keyUsage name (digitalSignature, nonRepudiation, "
-              "keyEncipherment, dataEncipherment, keyAgreement, keyCertSign, "
-              "cRLSign, encipherOnly, decipherOnly)";
-    return bad_value(type, reason, p);
+    return exact_only(type, certauthz_ku_normalize(value, len, reason), glob, v,
+                      reason, p);
 }
 
-/* exact values only: hex, any length, colons allowed */
+/* hex, any length, colons allowed */
 static apr_status_t norm_ski(certauthz_selector_t *sel, certauthz_type_e type,
                              const char *value, apr_size_t len, int *glob,
                              const char **v, const char **reason, apr_pool_t *p)
 {
     (void)sel;
-    *glob = 0;
-    *v = certauthz_hex_normalize(value, len, 0, reason, p);
-    return *v ? APR_SUCCESS : bad_value(type, reason, p);
+    return exact_only(type, certauthz_hex_normalize(value, len, 0, reason, p),
+                      glob, v, reason, p);
 }
 
-/* exact values only: a SID, canonical (S-1-5-21-...) */
+/* a SID, canonical (S-1-5-21-...) */
 static apr_status_t norm_sid(certauthz_selector_t *sel, certauthz_type_e type,
                              const char *value, apr_size_t len, int *glob,
                              const char **v, const char **reason, apr_pool_t *p)
 {
     (void)sel;
-    *glob = 0;
-    *v = certauthz_sid_normalize(value, len, reason, p);
-    return *v ? APR_SUCCESS : bad_value(type, reason, p);
+    return exact_only(type, certauthz_sid_normalize(value, len, reason, p),
+                      glob, v, reason, p);
 }
 
 #define NORM_(id, name, fold, value) [CERTAUTHZ_##id] = norm_##value,

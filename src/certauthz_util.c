@@ -427,6 +427,19 @@ const char *const certauthz_ku_names[CERTAUTHZ_KU_BITS] = {
     "dataEncipherment", "keyAgreement",   "keyCertSign",
     "cRLSign",          "encipherOnly",   "decipherOnly"};
 
+const char *certauthz_ku_normalize(const char *s, apr_size_t len,
+                                   const char **reason)
+{
+    for (int b = 0; b < CERTAUTHZ_KU_BITS; b++)
+        if (strlen(certauthz_ku_names[b]) == len
+            && !strncasecmp(certauthz_ku_names[b], s, len))
+            return certauthz_ku_names[b];
+    *reason = "not a keyUsage name (digitalSignature, nonRepudiation, "
+              "keyEncipherment, dataEncipherment, keyAgreement, keyCertSign, "
+              "cRLSign, encipherOnly, decipherOnly)";
+    return NULL;
+}
+
 const char *certauthz_oid_normalize(const char *s, apr_size_t len,
                                     const certauthz_oid_name_t *names,
                                     const char **reason, apr_pool_t *p)

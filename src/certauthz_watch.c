@@ -15,8 +15,7 @@ int certauthz_file_sig_same(const certauthz_file_sig_t *a,
            && a->mtime == b->mtime && a->ctime == b->ctime;
 }
 
-/* When the file (content or metadata: a rename changes ctime) last changed. */
-static apr_time_t last_change(const certauthz_file_sig_t *sig)
+apr_time_t certauthz_file_sig_changed(const certauthz_file_sig_t *sig)
 {
     return sig->mtime > sig->ctime ? sig->mtime : sig->ctime;
 }
@@ -55,7 +54,7 @@ certauthz_watch_e certauthz_watch_decide(certauthz_watch_t *w,
         w->pending = *sig;
         w->pending_since = now;
     }
-    if (now - last_change(sig) < w->settle
+    if (now - certauthz_file_sig_changed(sig) < w->settle
         && now - w->pending_since < w->settle)
         return CERTAUTHZ_WATCH_SETTLING;
     if (sig->size == 0) {
@@ -129,7 +128,8 @@ certauthz_watch_e certauthz_watch_loaded(certauthz_watch_t *w,
 apr_interval_time_t certauthz_watch_settle_left(const certauthz_watch_t *w,
                                                 apr_time_t now)
 {
-    apr_interval_time_t a = w->settle - (now - last_change(&w->pending));
+    apr_interval_time_t a =
+        w->settle - (now - certauthz_file_sig_changed(&w->pending));
     apr_interval_time_t b = w->settle - (now - w->pending_since);
     apr_interval_time_t left = a < b ? a : b;
 
