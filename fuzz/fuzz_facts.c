@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "certauthz_altsec.h"
 #include "fuzz_common.h"
 
 static apr_pool_t *gpool;
@@ -137,6 +138,23 @@ static void check_value(certauthz_type_e t, const certauthz_value_t *v,
                   name);
         }
         break;
+    case CERTAUTHZ_ALTSEC: {
+        /* the key is the text read back as a map value; no control
+         * character in either (AD's forms cannot hold one) */
+        const char *why = NULL;
+        const char *k = certauthz_altsec_normalize(v->text, tlen, &why, p);
+        CHECK(k && strlen(k) == v->key_len && !memcmp(k, v->key, v->key_len),
+              "altsec key is not its text read back: %s / %s (%s)",
+              show(v->text, tlen, p), show(v->key, v->key_len, p),
+              why ? why : "");
+        for (size_t i = 0; i < tlen; i++)
+            CHECK((unsigned char)v->text[i] >= 0x20 && v->text[i] != 0x7F,
+                  "altsec text with a control character: %s",
+                  show(v->text, tlen, p));
+        CHECK(certauthz_altsec_form(v->text) >= 0, "altsec text of no form: %s",
+              show(v->text, tlen, p));
+        break;
+    }
     default:
         CHECK(v->key_len == tlen && !memcmp(v->key, v->text, tlen),
               "%s key differs from its text: %s / %s", name,

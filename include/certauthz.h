@@ -49,7 +49,8 @@
     X(KU, "ku", 0, ku)                                                         \
     X(POLICY, "policy", 0, policy)                                             \
     X(SKI, "ski", 0, ski)                                                      \
-    X(SID, "sid", 0, sid)
+    X(SID, "sid", 0, sid)                                                      \
+    X(ALTSEC, "altsec", 0, altsec)
 
 #define CERTAUTHZ_TYPE_ENUM_(id, name, fold, value) CERTAUTHZ_##id,
 typedef enum {

@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "certauthz_altsec.h"
 #include "certauthz_facts.h"
 #include "certauthz_util.h"
 
@@ -334,6 +335,24 @@ static void extract_sid(builder_t *b, X509 *x)
     ASN1_OBJECT_free(sid_oid);
 }
 
+/* altsec: Active Directory's mapping forms (certauthz_altsec.h), from the
+ * names, serial, ski fact and digests. */
+static void extract_altsec(builder_t *b, X509 *x)
+{
+    certauthz_altsec_t forms[CERTAUTHZ_ALTSEC_MAX];
+    const apr_array_header_t *ski = b->arr[CERTAUTHZ_SKI];
+    int n = certauthz_altsec_of_x509(
+        x, ski->nelts ? APR_ARRAY_IDX(ski, 0, certauthz_value_t).text : NULL,
+        forms, &b->f->dropped, b->p);
+
+    for (int i = 0; i < n; i++) {
+        certauthz_value_t *v = apr_array_push(b->arr[CERTAUTHZ_ALTSEC]);
+        v->text = forms[i].text;
+        v->key = forms[i].key;
+        v->key_len = strlen(forms[i].key);
+    }
+}
+
 static const char *time_text(const ASN1_TIME *t, apr_pool_t *p)
 {
     struct tm tm;
@@ -362,6 +381,7 @@ apr_status_t certauthz_facts_from_x509(certauthz_facts_t **pfacts, X509 *x,
     extract_san(&b, x);
     extract_extensions(&b, x);
     extract_sid(&b, x);
+    extract_altsec(&b, x);
     if ((rv = extract_serial(&b, x)) != APR_SUCCESS
         || (rv = extract_digests(&b, x)) != APR_SUCCESS)
         return rv;

@@ -10,6 +10,7 @@
 #include <apr_strings.h>
 
 #include "certauthz_match.h"
+#include "certauthz_altsec.h"
 #include "certauthz_util.h"
 
 /* Bounds for one regex match against a certificate value: a hostile value
@@ -232,6 +233,17 @@ static apr_status_t norm_sid(certauthz_selector_t *sel, certauthz_type_e type,
 {
     (void)sel;
     return exact_only(type, certauthz_sid_normalize(value, len, reason, p),
+                      glob, v, reason, p);
+}
+
+/* an altSecurityIdentities X509 form (certauthz_altsec.h) */
+static apr_status_t norm_altsec(certauthz_selector_t *sel,
+                                certauthz_type_e type, const char *value,
+                                apr_size_t len, int *glob, const char **v,
+                                const char **reason, apr_pool_t *p)
+{
+    (void)sel;
+    return exact_only(type, certauthz_altsec_normalize(value, len, reason, p),
                       glob, v, reason, p);
 }
 

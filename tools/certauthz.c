@@ -41,7 +41,7 @@
  *                            "uri": INT, "upn": INT, "ip": INT,
  *                            "serial": INT, "sha256": INT, "spki": INT,
  *                            "eku": INT, "ku": INT, "policy": INT,
- *                            "ski": INT, "sid": INT },
+ *                            "ski": INT, "sid": INT, "altsec": INT },
  *         "deny": INT, "issuer_sections": INT },
  *       "content_sha256": STRING|null,  SHA-256 of the file, lower-case
  *                                  hex (as sha256sum prints it): the map's
@@ -89,8 +89,14 @@
  *       "san_extensions": INT,     more than 1: no SAN facts at all
  *       "facts": { "cn": [STRING], "dn": [STRING], "email": [...], "dns",
  *                  "uri", "upn", "ip", "serial", "sha256", "spki",
- *                  "eku", "ku", "policy", "ski", "sid" },
+ *                  "eku", "ku", "policy", "ski", "sid", "altsec" },
  *                                  every value a selector of that type sees
+ *       "altsec": [ {              the certificate's Active Directory
+ *                                  altSecurityIdentities forms, in order
+ *         "form": "issuer-serial" | "ski" | "sha1-certificate"
+ *                 | "sha1-key" | "issuer-subject",
+ *         "ad": STRING,            the value to write in AD (X509:...)
+ *         "map": STRING } ],       the same as a map selector (altsec:"...")
  *       "dropped": INT },          values dropped as unusable
  *     "section": STRING|null,      the map's [issuer] section that applies
  *     "decision": null | {         null when the map or CERT is bad
@@ -125,6 +131,7 @@
 #include <openssl/x509v3.h>
 
 #include "certauthz.h"
+#include "certauthz_altsec.h"
 #include "certauthz_dn.h"
 #include "certauthz_facts.h"
 #include "certauthz_image.h"
@@ -211,16 +218,20 @@ static const char HELP_EXPLAIN[] =
     "  (RFC 4514), validity, cn (or why there is none: no CN, several CNs,\n"
     "  an unusable one), each SAN with its selector type (email, dns, uri,\n"
     "  upn, ip), serial, sha256, spki, the extension facts eku (OIDs),\n"
-    "  ku (keyUsage names), policy (OIDs), ski (hex) and sid (Active\n"
+    "  ku (keyUsage names), policy (OIDs), ski (hex), sid (Active\n"
     "  Directory's objectSid, from the NTDS CA security extension or a SAN\n"
-    "  URI tag:microsoft.com,2022-09-14:sid:...), and how many\n"
-    "  values were dropped as unusable (NUL byte, not UTF-8, a UPN that is\n"
-    "  not a UTF8String, several SAN extensions, an extension given twice or\n"
-    "  that does not decode).  Then the decision of MAP: the deny rule that\n"
-    "  refuses it, or the rule (FILE:LINE) that gives user and groups, or\n"
-    "  that nothing maps it (and the rule that stopped the search when a\n"
-    "  regex gave up on a value or its $N gave an unusable name); then every\n"
-    "  rule that matches, in file order, with the deciding one marked.\n"
+    "  URI tag:microsoft.com,2022-09-14:sid:...) and altsec (each Active\n"
+    "  Directory altSecurityIdentities form the certificate answers to:\n"
+    "  X509:<I>..<SR>.., <SKI>.., <SHA1-PUKEY>.. of the certificate and of\n"
+    "  its key, <I>..<S>..; each as AD takes it and as a map selector), and\n"
+    "  how many values were dropped as unusable (NUL byte, not UTF-8, a UPN\n"
+    "  that is not a UTF8String, several SAN extensions, an extension given\n"
+    "  twice or that does not decode, a DN AD cannot write).  Then the\n"
+    "  decision of MAP: the deny rule that refuses it, or the rule\n"
+    "  (FILE:LINE) that gives user and groups, or that nothing maps it (and\n"
+    "  the rule that stopped the search when a regex gave up on a value or\n"
+    "  its $N gave an unusable name); then every rule that matches, in file\n"
+    "  order, with the deciding one marked.\n"
     "  CERT is PEM or DER.  In a PEM file with several certificates (a chain)\n"
     "  the first one is taken as the leaf; the others are ignored.  explain\n"
     "  does not verify the certificate: it shows what the map would say if\n"
@@ -241,7 +252,7 @@ static const char HELP_JSON[] =
     "              rules:null|{total, allow, exact, glob, regex,\n"
     "                exact_by_type:{cn, dn, email, dns, uri, upn, ip,\n"
     "                               serial, sha256, spki, eku, ku,\n"
-    "                               policy, ski, sid},\n"
+    "                               policy, ski, sid, altsec},\n"
     "                deny, issuer_sections},\n"
     "              content_sha256|null, load_ms|null, lint_ms|null,\n"
     "              memory:null|{resident_bytes|null, peak_rss_kb},\n"
@@ -258,7 +269,10 @@ static const char HELP_JSON[] =
     "              serial, sha256, spki, sans:[{type, value}],\n"
     "              san_extensions, facts:{cn:[..], dn:[..], email:[..],\n"
     "              dns, uri, upn, ip, serial, sha256, spki, eku, ku,\n"
-    "              policy, ski, sid}, dropped},\n"
+    "              policy, ski, sid, altsec},\n"
+    "              altsec:[{form, ad, map}], dropped},\n"
+    "            form: issuer-serial, ski, sha1-certificate, sha1-key,\n"
+    "            issuer-subject\n"
     "            section:DN|null,\n"
     "            decision:null|{outcome:\"mapped\"|\"denied\"|\"unmapped\",\n"
     "              reason:\"mapped\"|\"deny-rule\"|\"unmapped\"\n"
@@ -1139,6 +1153,37 @@ static void json_rule(jw_t *j, const char *key, const certauthz_map_t *map,
     jw_close(j, '}');
 }
 
+/* What an altsec form of a certificate is, from its tag (the first
+ * <SHA1-PUKEY> of a certificate is its thumbprint, the second its key's
+ * hash: certauthz_altsec_of_x509's order): a description, or the JSON
+ * name when json is set. */
+static const char *altsec_kind(const char *text, int *sha1_seen, int json)
+{
+    static const char *const kinds[][2] = {
+        {"issuer and serial number (strong)", "issuer-serial"},
+        {"subject key identifier (strong)", "ski"},
+        {"SHA-1 of the certificate, the Windows thumbprint (strong)",
+         "sha1-certificate"},
+        {"SHA-1 of the public key, as Samba's KDC has it (strong)", "sha1-key"},
+        {"issuer and subject (weak in AD since KB5014754)", "issuer-subject"}};
+    int k;
+
+    switch (certauthz_altsec_form(text)) {
+    case CERTAUTHZ_ALTSEC_ISSUER_SERIAL:
+        k = 0;
+        break;
+    case CERTAUTHZ_ALTSEC_SKI:
+        k = 1;
+        break;
+    case CERTAUTHZ_ALTSEC_SHA1:
+        k = (*sha1_seen)++ ? 3 : 2;
+        break;
+    default:
+        k = 4;
+    }
+    return kinds[k][json];
+}
+
 static void explain_text_cert(const cert_t *c, apr_pool_t *p)
 {
     const certauthz_facts_t *f = c->f;
@@ -1162,22 +1207,30 @@ static void explain_text_cert(const cert_t *c, apr_pool_t *p)
     if (cn_note(f))
         printf("  cn        (none: %s)\n", cn_note(f));
     for (int t = 0; t < CERTAUTHZ_NTYPES; t++) {
+        int sha1_seen = 0;
         if (t == CERTAUTHZ_DN)
             continue;
-        for (int i = 0; i < f->of[t].n; i++)
+        for (int i = 0; i < f->of[t].n; i++) {
+            const char *text = f->of[t].v[i].text;
             printf("  %-9s %s\n", certauthz_type_name((certauthz_type_e)t),
-                   show(f->of[t].v[i].text, 1, p));
+                   show(text, t != CERTAUTHZ_ALTSEC, p));
+            if (t == CERTAUTHZ_ALTSEC)
+                printf("            %s\n            in a map: %s\n",
+                       altsec_kind(text, &sha1_seen, 0),
+                       show(certauthz_altsec_selector(text, p), 0, p));
+        }
     }
     if (c->san_exts > 1)
         printf("  (%d subjectAltName extensions: no SAN facts)\n", c->san_exts);
     if (f->dropped)
         printf("  (%d value%s dropped as unusable: NUL byte, not UTF-8, UPN "
                "not a UTF8String, several SAN extensions, an extension "
-               "twice or undecodable; never matched)\n",
+               "twice or undecodable, a DN AD cannot write; never "
+               "matched)\n",
                f->dropped, f->dropped == 1 ? "" : "s");
 }
 
-static void explain_json_cert(jw_t *j, const cert_t *c)
+static void explain_json_cert(jw_t *j, const cert_t *c, apr_pool_t *p)
 {
     const certauthz_facts_t *f = c->f;
     static const certauthz_type_e san_types[] = {CERTAUTHZ_EMAIL, CERTAUTHZ_DNS,
@@ -1224,6 +1277,19 @@ static void explain_json_cert(jw_t *j, const cert_t *c)
         jw_close(j, ']');
     }
     jw_close(j, '}');
+    jw_open(j, "altsec", '[');
+    {
+        int sha1_seen = 0;
+        const certauthz_values_t *a = &f->of[CERTAUTHZ_ALTSEC];
+        for (int i = 0; i < a->n; i++) {
+            jw_open(j, NULL, '{');
+            jw_str(j, "form", altsec_kind(a->v[i].text, &sha1_seen, 1));
+            jw_str(j, "ad", a->v[i].text);
+            jw_str(j, "map", certauthz_altsec_selector(a->v[i].text, p));
+            jw_close(j, '}');
+        }
+    }
+    jw_close(j, ']');
     jw_int(j, "dropped", f->dropped);
     jw_close(j, '}');
 }
@@ -1291,7 +1357,7 @@ static int cmd_explain(int argc, char **argv, apr_pool_t *p)
         jw_errors(&j, "errors", errs);
         jw_str(&j, "map", pos[0]);
         if (cert_ok)
-            explain_json_cert(&j, &cert);
+            explain_json_cert(&j, &cert, p);
         else
             jw_null(&j, "certificate");
         jw_str(&j, "section", section ? certauthz_dn_text(section) : NULL);

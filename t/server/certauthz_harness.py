@@ -186,6 +186,17 @@ def mkcert(out_prefix, *args):
     return Cert(out_prefix)
 
 
+def ntds_ext(sid):
+    """mkcert --ext value: Microsoft's NTDS CA security extension
+    (1.3.6.1.4.1.311.25.2) holding the SID text sid."""
+    text = sid.encode()
+    inner = bytes([0x04, len(text)]) + text
+    oid = bytes.fromhex("060a2b060104018237190201")
+    on = oid + bytes([0xa0, len(inner)]) + inner
+    return "1.3.6.1.4.1.311.25.2:" + (
+        bytes([0x30, len(on) + 2, 0xa0, len(on)]) + on).hex()
+
+
 # Subjects/issuers of the test PKI.  DNs in RFC 4514 form as the map and
 # Require cert-issuer spell them.
 ROOT_CA_SUBJECT = "/O=Example/CN=Example Root CA"

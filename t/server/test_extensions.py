@@ -44,16 +44,6 @@ LOCS = {
 AD_SID = "S-1-5-21-3623811015-3361044348-30300820-1013"
 
 
-def ntds_ext(sid):
-    """--ext value: Microsoft's NTDS CA security extension holding sid."""
-    text = sid.encode()
-    inner = bytes([0x04, len(text)]) + text
-    oid = bytes.fromhex("060a2b060104018237190201")
-    on = oid + bytes([0xa0, len(inner)]) + inner
-    return "1.3.6.1.4.1.311.25.2:" + (
-        bytes([0x30, len(on) + 2, 0xa0, len(on)]) + on).hex()
-
-
 CERTS = {
     "piv": ["--eku", "clientAuth,msSmartcardLogin", "--ku",
             "digitalSignature,nonRepudiation", "--policy", PIV_POLICY,
@@ -65,10 +55,10 @@ CERTS = {
              "digitalSignature,keyAgreement"],
     "wrongupn": ["--eku", "clientAuth", "--policy", PIV_POLICY,
                  "--san", "upn:alice@evil.example"],
-    "adsid": ["--ext", ntds_ext(AD_SID)],
+    "adsid": ["--ext", H.ntds_ext(AD_SID)],
     "urisid": ["--san", "uri:tag:microsoft.com,2022-09-14:sid:"
                "s-1-5-21-1-2-3-500"],
-    "othersid": ["--ext", ntds_ext("S-1-5-21-1-2-3-501")],
+    "othersid": ["--ext", H.ntds_ext("S-1-5-21-1-2-3-501")],
 }
 
 

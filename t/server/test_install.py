@@ -16,12 +16,22 @@ import certauthz_harness as H
 BUILD = Path(os.environ.get("CERTAUTHZ_BUILDDIR", H.SRCDIR))
 
 
+def make_env():
+    """The environment for a make of our own: without the MAKEFLAGS of a
+    `make check` that runs this suite (its -w makes a sub-make print
+    'Entering directory' lines into the output read here)."""
+    env = dict(os.environ)
+    for k in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
+        env.pop(k, None)
+    return env
+
+
 def make_var(name):
     p = subprocess.run(["make", "-s", "-C", str(BUILD), "--no-print-directory",
                         "-f", "Makefile", "-f", "-", "print-var"],
                        input=("print-var:\n\t@echo $(%s)\n" % name).encode(),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=60)
+                       env=make_env(), timeout=60)
     assert p.returncode == 0, p.stderr.decode(errors="replace")
     return p.stdout.decode().strip()
 
@@ -30,7 +40,7 @@ def install(stage, *args):
     p = subprocess.run(["make", "-C", str(BUILD), "install",
                         "DESTDIR=%s" % stage] + list(args),
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=300)
+                       env=make_env(), timeout=300)
     out = p.stdout.decode(errors="replace")
     assert p.returncode == 0, out
     return out

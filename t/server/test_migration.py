@@ -41,18 +41,21 @@ HTPASSWD = shutil.which("htpasswd", path="/usr/bin:/usr/sbin:/bin") \
 DOC_BACKEND = "127.0.0.1:8080"
 
 P_MAIN, P_GEN, P_HDR = range(3)
+PIV_POLICY = "2.16.840.1.101.3.2.1.3.13"
 
 # every recipe the guide must hold
 RECIPES = ["un-old", "un-new", "fba-old", "fba-old-htpasswd",
            "fba-old-groups", "fba-new", "fba-new-map", "cn-old", "cn-new",
            "iss-old", "iss-new", "iss-new-map", "san-old", "san-new",
-           "spiffe-old", "spiffe-new", "hdr-old", "hdr-new", "hdr-new-map"]
+           "spiffe-old", "spiffe-new", "hdr-old", "hdr-new", "hdr-new-map",
+           "card-old", "card-new", "card-new-map"]
 
 # Apache blocks placed at server level (every vhost inherits them); the
 # hdr-new block goes in the P_HDR vhost only
 SERVER_LEVEL = ["un-old", "un-new", "fba-old", "fba-new", "cn-old",
                 "cn-new", "iss-old", "iss-new", "san-old", "san-new",
-                "spiffe-old", "spiffe-new", "hdr-old"]
+                "spiffe-old", "spiffe-new", "hdr-old", "card-old",
+                "card-new"]
 
 _MARK = re.compile(
     r"<!--\s*recipe:\s*([A-Za-z0-9-]+)(?:\s+path=(\S+))?\s*-->[ \t]*\n"
@@ -164,6 +167,25 @@ def mcerts(workdir, certs):
        "--days", "3650")
     mk("fake_partner_alice", "--issuer", d / "fake_partner_ca",
        "--subject", "/O=Partner Inc/CN=alice")
+    # smart cards (section 8)
+    card = ["--policy", PIV_POLICY, "--san", "upn:alice@corp.example.com"]
+    mk("card", "--issuer", root, "--subject", "/O=Example/CN=card",
+       "--eku", "clientAuth,msSmartcardLogin", *card)
+    mk("card_nopolicy", "--issuer", root, "--subject", "/O=Example/CN=soft",
+       "--eku", "clientAuth,msSmartcardLogin",
+       "--san", "upn:alice@corp.example.com")
+    mk("card_order", "--issuer", root, "--subject", "/O=Example/CN=card2",
+       "--eku", "msSmartcardLogin,clientAuth", *card)
+    mk("card_mail", "--issuer", root, "--subject", "/O=Example/CN=card3",
+       "--eku", "clientAuth,msSmartcardLogin,emailProtection", *card)
+    mk("card_clientonly", "--issuer", root, "--subject", "/O=Example/CN=c4",
+       "--eku", "clientAuth", *card)
+    mk("card_evil", "--issuer", root, "--subject", "/O=Example/CN=c5",
+       "--eku", "clientAuth,msSmartcardLogin", "--policy", PIV_POLICY,
+       "--san", "upn:alice@corp.example.com.evil.net")
+    mk("card_nulupn", "--issuer", root, "--subject", "/O=Example/CN=c6",
+       "--eku", "clientAuth,msSmartcardLogin", "--policy", PIV_POLICY,
+       "--san", "upn:alice@corp.example.com\\x00.evil.net")
     H.make_tree_public(d)
     return c
 
@@ -190,7 +212,7 @@ def _build(recipes, backend):
     for name in SERVER_LEVEL + ["hdr-new"]:
         s.add(name, recipes[name][0])
     for name in ("fba-old-groups", "fba-new-map", "iss-new-map",
-                 "hdr-new-map"):
+                 "hdr-new-map", "card-new-map"):
         text, path = recipes[name]
         assert path, "%s: the marker names no path=" % name
         s.files[path] = text
@@ -199,6 +221,7 @@ def _build(recipes, backend):
     assert recipes["fba-new-map"][1] in recipes["fba-new"][0]
     assert recipes["iss-new-map"][1] in recipes["iss-new"][0]
     assert recipes["hdr-new-map"][1] in recipes["hdr-new"][0]
+    assert recipes["card-new-map"][1] in recipes["card-new"][0]
 
     # variants for the differences section 4 states
     old, new = recipes["iss-old"][0], recipes["iss-new"][0]
@@ -337,7 +360,7 @@ def test_guide_blocks_are_well_formed(recipes):
     for name in SERVER_LEVEL + ["hdr-new"]:
         assert "<Location" in recipes[name][0], name
     # the old and the new recipe of a case serve the same URL paths
-    for case in ("un", "fba", "cn", "iss", "san", "spiffe", "hdr"):
+    for case in ("un", "fba", "cn", "iss", "san", "spiffe", "hdr", "card"):
         old = re.findall(r"<Location\s+(\S+?)>", recipes[case + "-old"][0])
         new = re.findall(r"<Location\s+(\S+?)>", recipes[case + "-new"][0])
         assert old == new, (case, old, new)
@@ -404,11 +427,19 @@ SAME = [
     ("spiffe", "/api/", "alice", False),
     ("spiffe", "/api/", "nuluri", False),
     ("spiffe", "/api/", None, False),
+    # 8. smart cards
+    ("card", "/cards/", "card", True),
+    ("card", "/cards/", "card_clientonly", False),
+    ("card", "/cards/", "card_evil", False),
+    ("card", "/cards/", "card_nulupn", False),
+    ("card", "/cards/", "carol", False),       # a UPN, no card EKU
+    ("card", "/cards/", "alice", False),
+    ("card", "/cards/", None, False),
 ]
 
 # how each old recipe refuses (the new ones: always 403)
 OLD_REFUSAL = {"un": 403, "fba": 401, "cn": 403, "iss": 403, "san": 403,
-               "spiffe": 403}
+               "spiffe": 403, "card": 403}
 
 
 @pytest.mark.parametrize("case,sub,cert,granted", SAME,
@@ -565,6 +596,27 @@ def test_spiffe_mod_ssl_has_no_uri_variable(mig):
 def test_spiffe_printed_extension_is_one_string(mig):
     old, new = pair(mig, "spiffe", "/api/", "svc2")
     assert (old.status, new.status) == (403, 200), (old, new)
+
+
+# --------------------------------------------------------------------------
+# 8. smart cards
+
+def test_card_policy_only_the_new_recipe_reads(mig):
+    old, new = pair(mig, "card", "/cards/", "card_nopolicy")
+    assert (old.status, new.status) == (200, 403), (old, new)
+
+
+@pytest.mark.parametrize("cert", ["card_order", "card_mail"])
+def test_card_eku_printed_as_one_string(mig, cert):
+    old, new = pair(mig, "card", "/cards/", cert)
+    assert (old.status, new.status) == (403, 200), (old, new)
+
+
+def test_card_user_is_the_upn_user_part(mig):
+    old, new = pair(mig, "card", "/cards/", "card")
+    assert old.user is None, old
+    assert new.user == "alice", new
+    assert new.header("X-Certauthz-Groups") == "staff", new.r.headers
 
 
 # --------------------------------------------------------------------------

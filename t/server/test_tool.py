@@ -27,7 +27,7 @@ TOOL = H.BUILDDIR / "certauthz"
 MAN = H.BUILDDIR / "docs" / "certauthz.1"  # configure writes it from .in
 SOURCE = H.SRCDIR / "tools" / "certauthz.c"
 TYPES = ["cn", "dn", "email", "dns", "uri", "upn", "ip", "serial", "sha256",
-         "spki", "eku", "ku", "policy", "ski", "sid"]
+         "spki", "eku", "ku", "policy", "ski", "sid", "altsec"]
 
 MAP = """\
 email:alice@example.com   alice     staff,admins
@@ -770,7 +770,23 @@ def test_explain_prints_facts(tool_dir, certs):
                             "  ku        digitalSignature",
                             "  ku        keyEncipherment"], out
     assert re.fullmatch(r"  ski       [0-9A-F]{40}", lines[15])
-    assert len(lines) == 16, out
+    # each Active Directory form: as AD takes it, what it is, as a selector
+    forms = [("<I>O=Example,CN=Example Root CA<SR>[0-9a-f]+",
+              r"issuer and serial number \(strong\)"),
+             ("<SKI>" + lines[15].split()[1].lower(),
+              r"subject key identifier \(strong\)"),
+             ("<SHA1-PUKEY>" + hashlib.sha1(c.der).hexdigest(),
+              r"SHA-1 of the certificate, the Windows thumbprint \(strong\)"),
+             ("<SHA1-PUKEY>[0-9a-f]{40}",
+              r"SHA-1 of the public key, as Samba's KDC has it \(strong\)"),
+             ("<I>O=Example,CN=Example Root CA<S>O=Example,CN=multi",
+              r"issuer and subject \(weak in AD since KB5014754\)")]
+    for i, (form, what) in enumerate(forms):
+        ad, kind, sel = lines[16 + 3 * i:19 + 3 * i]
+        assert re.fullmatch(r"  altsec    (X509:%s)" % form, ad), ad
+        assert re.fullmatch(r"            " + what, kind), kind
+        assert sel == '            in a map: altsec:"%s"' % ad[12:], sel
+    assert len(lines) == 31, out
 
 
 def test_explain_json_facts(tool_dir, certs):
@@ -803,8 +819,20 @@ def test_explain_json_facts(tool_dir, certs):
         "spki": [c.spki_pin],
         "eku": ["1.3.6.1.5.5.7.3.2", "1.3.6.1.5.5.7.3.1"],
         "ku": ["digitalSignature", "keyEncipherment"], "policy": [],
-        "ski": cert["facts"]["ski"], "sid": []}
+        "ski": cert["facts"]["ski"], "sid": [],
+        "altsec": [a["ad"] for a in cert["altsec"]]}
     assert re.fullmatch(r"[0-9A-F]{40}", cert["facts"]["ski"][0])
+    # the forms themselves are checked against an independent encoder in
+    # test_altsec.py; here their order, kinds and selectors
+    assert [a["form"] for a in cert["altsec"]] == [
+        "issuer-serial", "ski", "sha1-certificate", "sha1-key",
+        "issuer-subject"]
+    assert cert["altsec"][4]["ad"] == \
+        "X509:<I>O=Example,CN=Example Root CA<S>O=Example,CN=multi"
+    assert cert["altsec"][2]["ad"] == "X509:<SHA1-PUKEY>" + \
+        hashlib.sha1(c.der).hexdigest()
+    for a in cert["altsec"]:
+        assert a["map"] == 'altsec:"%s"' % a["ad"].replace('"', '\\"')
     assert cert["dropped"] == 0
     assert doc["section"] is None
     assert doc["matches"] == []
@@ -848,13 +876,14 @@ HOSTILE = {
               "  cn        (none: the subject has several CNs)"),
     "nulcn": ({"cn": None, "cn_count": 1, "subject": None,
                "cn_note": "the CN is unusable (NUL byte, not UTF-8)",
-               "dropped": 2},
+               # the CN, the dn fact, the altsec issuer-subject form
+               "dropped": 3},
               "  subject   (unusable: a value is not UTF-8 or has a NUL byte;"
               " no dn fact)"),
     "nulsan": ({"cn": "nulsan", "sans": [], "dropped": 1},
                "  (1 value dropped as unusable: NUL byte, not UTF-8, UPN not "
                "a UTF8String, several SAN extensions, an extension twice or "
-               "undecodable; never matched)"),
+               "undecodable, a DN AD cannot write; never matched)"),
     "bmpbob": ({"cn": "bob", "subject": "CN=bob,O=Example"},
                "  cn        bob"),
     "t61cafe": ({"cn": "caf\u00e9", "subject": "CN=caf\u00e9,O=Example"},
@@ -867,7 +896,9 @@ HOSTILE = {
                              "value": "alice@example.com"}]},
                   "  cn        (none: the subject has no CN)"),
     "nlcn": ({"cn": "mallory\nInjected: 1",
-              "subject": "CN=mallory\\0AInjected: 1,O=Example"},
+              "subject": "CN=mallory\\0AInjected: 1,O=Example",
+              # AD's form of the subject cannot hold a line break
+              "dropped": 1},
              "  cn        mallory\\x0AInjected: 1"),
     "mvbob": ({"cn": "bob", "subject": "OU=Eng+CN=bob,O=Example"},
               "  subject   OU=Eng+CN=bob,O=Example"),

@@ -14,6 +14,7 @@
 #include <openssl/x509v3.h>
 
 #include "certauthz.h"
+#include "certauthz_altsec.h"
 #include "certauthz_dn.h"
 #include "certauthz_facts.h"
 #include "certauthz_match.h"
@@ -86,6 +87,15 @@ static void check_keys(const certauthz_facts_t *f, const char *label)
             apr_size_t wlen;
             if (t == CERTAUTHZ_DN) {
                 want = (char *)certauthz_dn_key(f->subject, &wlen);
+            }
+            else if (t == CERTAUTHZ_ALTSEC) {
+                /* the text read back as a map value (test_altsec.c) */
+                const char *why;
+                want = (char *)certauthz_altsec_normalize(
+                    v->text, strlen(v->text), &why, pool);
+                wlen = want ? strlen(want) : 0;
+                if (!want)
+                    want = "(refused)";
             }
             else {
                 want = apr_pstrdup(pool, v->text);

@@ -413,10 +413,10 @@ static void test_audit_value(void)
 static void test_types(void)
 {
     static const char *const names[CERTAUTHZ_NTYPES] = {
-        "cn",     "dn",   "email", "dns", "uri",    "upn", "ip", "serial",
-        "sha256", "spki", "eku",   "ku",  "policy", "ski", "sid"};
+        "cn",     "dn",   "email", "dns", "uri",    "upn", "ip",  "serial",
+        "sha256", "spki", "eku",   "ku",  "policy", "ski", "sid", "altsec"};
     static const int folds[CERTAUTHZ_NTYPES] = {0, 0, 1, 1, 0, 1, 0, 0,
-                                                0, 0, 0, 0, 0, 0, 0};
+                                                0, 0, 0, 0, 0, 0, 0, 0};
     for (int i = 0; i < CERTAUTHZ_NTYPES; i++) {
         is_str(certauthz_type_name((certauthz_type_e)i), names[i],
                "type_name(%d)", i);
