@@ -14,6 +14,9 @@
  * surrogates, nothing above U+10FFFF) and contains no NUL byte. */
 int certauthz_utf8_valid(const char *s, apr_size_t len);
 
+/* Non-zero when s[0..len) holds a control character (below 0x20, or DEL). */
+int certauthz_has_control(const char *s, apr_size_t len);
+
 /* ASCII-only lower casing of len bytes, in place. */
 void certauthz_ascii_lower(char *s, apr_size_t len);
 

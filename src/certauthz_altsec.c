@@ -180,14 +180,6 @@ static void put_dn_key(apr_array_header_t *o, ava_t *a, int n)
     }
 }
 
-static int has_control(const char *s, apr_size_t n)
-{
-    for (apr_size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7F)
-            return 1;
-    return 0;
-}
-
 /* ---- parsing a map value ---------------------------------------------- */
 
 static int is_space(char c)
@@ -312,7 +304,7 @@ static int parse_dn(const char *s, apr_size_t len, ava_t **out, int *nout,
             memcpy(val, s + v0, vn - v0);
             vn -= v0;
         }
-        if (!certauthz_utf8_valid(val, vn) || has_control(val, vn)) {
+        if (!certauthz_utf8_valid(val, vn) || certauthz_has_control(val, vn)) {
             *reason = "a DN value with a control character or invalid UTF-8";
             return 0;
         }
@@ -485,7 +477,7 @@ static int name_avas(const X509_NAME *name, ava_t **out, int *nout,
         int ok =
             len >= 0
             && certauthz_utf8_valid((const char *)utf8, (apr_size_t)len)
-            && !has_control((const char *)utf8, (apr_size_t)len)
+            && !certauthz_has_control((const char *)utf8, (apr_size_t)len)
             && OBJ_obj2txt(oid, sizeof(oid), X509_NAME_ENTRY_get_object(e), 1)
                    > 0
             && strlen(oid) < CERTAUTHZ_MAX_OID;
@@ -508,38 +500,18 @@ static int name_avas(const X509_NAME *name, ava_t **out, int *nout,
     return 1;
 }
 
-/* text and key of a form that has one DN (and its tag) then a tail. */
-typedef struct {
-    apr_array_header_t *text, *key;
-} form_t;
-
-static void form_start(form_t *f, const char *tag, apr_pool_t *p)
+/* A name's text (as AD's tools write it) and key (as compared), from p;
+ * computed once per name, shared by the forms that hold it. */
+static void dn_forms(const ava_t *a, int n, const char **text, const char **key,
+                     apr_pool_t *p)
 {
-    f->text = apr_array_make(p, 128, 1);
-    f->key = apr_array_make(p, 128, 1);
-    puts_(f->text, "X509:");
-    puts_(f->key, "X509:");
-    puts_(f->text, tag);
-    puts_(f->key, tag);
-}
-
-static void form_dn(form_t *f, const ava_t *a, int n, apr_pool_t *p)
-{
+    apr_array_header_t *t = apr_array_make(p, 128, 1);
+    apr_array_header_t *k = apr_array_make(p, 128, 1);
     ava_t *sorted = apr_pmemdup(p, a, sizeof(*a) * (apr_size_t)(n ? n : 1));
-    put_dn_text(f->text, a, n, p);
-    put_dn_key(f->key, sorted, n);
-}
-
-static void form_both(form_t *f, const char *s)
-{
-    puts_(f->text, s);
-    puts_(f->key, s);
-}
-
-static void form_end(form_t *f, certauthz_altsec_t *out)
-{
-    out->text = finish(f->text);
-    out->key = finish(f->key);
+    put_dn_text(t, a, n, p);
+    put_dn_key(k, sorted, n);
+    *text = finish(t);
+    *key = finish(k);
 }
 
 static const char *lower_hex(const unsigned char *b, apr_size_t n,
@@ -589,6 +561,18 @@ static const char *sha1_hex(const unsigned char *d, apr_size_t n, apr_pool_t *p)
     return ok ? lower_hex(md, mdlen, p) : NULL;
 }
 
+/* One SHA1-PUKEY form from a digest (NULL: none could be made, dropped). */
+static void add_sha1(certauthz_altsec_t *out, int *n, int *dropped,
+                     const char *hex, apr_pool_t *p)
+{
+    if (!hex) {
+        (*dropped)++;
+        return;
+    }
+    out[*n].text = out[*n].key = apr_pstrcat(p, "X509:<SHA1-PUKEY>", hex, NULL);
+    (*n)++;
+}
+
 int certauthz_altsec_of_x509(X509 *x, const char *ski_hex,
                              certauthz_altsec_t *out, int *dropped,
                              apr_pool_t *p)
@@ -597,15 +581,17 @@ int certauthz_altsec_of_x509(X509 *x, const char *ski_hex,
     int niss = 0, nsub = 0, n = 0;
     int iss_ok = name_avas(X509_get_issuer_name(x), &iss, &niss, p);
     int sub_ok = name_avas(X509_get_subject_name(x), &sub, &nsub, p);
-    const char *serial = reversed_serial(x, p), *h;
-    form_t f;
+    const char *serial = reversed_serial(x, p);
+    const char *it = NULL, *ik = NULL, *st, *sk;
+    const ASN1_BIT_STRING *key = X509_get0_pubkey_bitstr(x);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
 
+    if (iss_ok)
+        dn_forms(iss, niss, &it, &ik, p);
     if (iss_ok && serial) {
-        form_start(&f, "<I>", p);
-        form_dn(&f, iss, niss, p);
-        form_both(&f, "<SR>");
-        form_both(&f, serial);
-        form_end(&f, &out[n++]);
+        out[n].text = apr_pstrcat(p, "X509:<I>", it, "<SR>", serial, NULL);
+        out[n++].key = apr_pstrcat(p, "X509:<I>", ik, "<SR>", serial, NULL);
     }
     else {
         (*dropped)++;
@@ -616,36 +602,22 @@ int certauthz_altsec_of_x509(X509 *x, const char *ski_hex,
         out[n].text = out[n].key = apr_pstrcat(p, "X509:<SKI>", lower, NULL);
         n++;
     }
-    {
-        /* OpenSSL keeps the certificate's SHA-1 from decoding it. */
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int mdlen = 0;
-        h = X509_digest(x, EVP_sha1(), md, &mdlen) && mdlen == 20
-                ? lower_hex(md, mdlen, p)
-                : NULL;
-        if (h)
-            out[n].text = out[n].key =
-                apr_pstrcat(p, "X509:<SHA1-PUKEY>", h, NULL);
-        n += h != NULL;
-        *dropped += h == NULL;
-    }
-    {
-        const ASN1_BIT_STRING *key = X509_get0_pubkey_bitstr(x);
-        h = key ? sha1_hex(ASN1_STRING_get0_data(key),
-                           (apr_size_t)ASN1_STRING_length(key), p)
-                : NULL;
-        if (h)
-            out[n].text = out[n].key =
-                apr_pstrcat(p, "X509:<SHA1-PUKEY>", h, NULL);
-        n += h != NULL;
-        *dropped += h == NULL;
-    }
+    /* the thumbprint: OpenSSL keeps the certificate's SHA-1 from decoding
+     * it; then the hash of the key bits */
+    add_sha1(out, &n, dropped,
+             X509_digest(x, EVP_sha1(), md, &mdlen) && mdlen == 20
+                 ? lower_hex(md, mdlen, p)
+                 : NULL,
+             p);
+    add_sha1(out, &n, dropped,
+             key ? sha1_hex(ASN1_STRING_get0_data(key),
+                            (apr_size_t)ASN1_STRING_length(key), p)
+                 : NULL,
+             p);
     if (iss_ok && sub_ok) {
-        form_start(&f, "<I>", p);
-        form_dn(&f, iss, niss, p);
-        form_both(&f, "<S>");
-        form_dn(&f, sub, nsub, p);
-        form_end(&f, &out[n++]);
+        dn_forms(sub, nsub, &st, &sk, p);
+        out[n].text = apr_pstrcat(p, "X509:<I>", it, "<S>", st, NULL);
+        out[n++].key = apr_pstrcat(p, "X509:<I>", ik, "<S>", sk, NULL);
     }
     else {
         (*dropped)++;

@@ -293,14 +293,6 @@ static int split_fields(parse_t *ps, const char *line, apr_size_t len,
     }
 }
 
-static int has_control(const char *s, apr_size_t len)
-{
-    for (apr_size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7F)
-            return 1;
-    return 0;
-}
-
 /* Check the $N references of a user or group template against sel. */
 static int check_refs(parse_t *ps, const certauthz_selector_t *sel,
                       const char *s, apr_size_t len, const char *what)
@@ -370,7 +362,7 @@ static int parse_groups(parse_t *ps, const certauthz_selector_t *sel,
             add_error(ps, "empty group name");
             return -1;
         }
-        if (has_control(f->s + start, end - start)) {
+        if (certauthz_has_control(f->s + start, end - start)) {
             add_error(ps, "control character in group name");
             return -1;
         }
@@ -616,7 +608,7 @@ static void parse_rule(parse_t *ps, const field_t *f, int n)
             add_error(ps, "empty user");
             return;
         }
-        if (has_control(f[1].s, f[1].len)) {
+        if (certauthz_has_control(f[1].s, f[1].len)) {
             add_error(ps, "control character in user");
             return;
         }
@@ -1194,7 +1186,8 @@ static const char *substitute(const char *tpl, const certauthz_captures_t *c,
         }
     }
     *o = '\0';
-    if (n == 0 || has_control(out, n) || (is_group && memchr(out, ',', n)))
+    if (n == 0 || certauthz_has_control(out, n)
+        || (is_group && memchr(out, ',', n)))
         return NULL;
     return out;
 }

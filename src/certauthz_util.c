@@ -50,6 +50,14 @@ const char *certauthz_error_text(const certauthz_error_t *e, apr_pool_t *p)
     return apr_psprintf(p, "%s: %s", e->file, e->reason);
 }
 
+int certauthz_has_control(const char *s, apr_size_t len)
+{
+    for (apr_size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7F)
+            return 1;
+    return 0;
+}
+
 int certauthz_utf8_valid(const char *str, apr_size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
