@@ -17,10 +17,13 @@
  * rules of every type, $N substitutions, deny rules, issuer sections) and
  * cross-checked with certauthz_map_each_match().
  */
+#include <ctype.h>
+
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "certauthz_altsec.h"
+#include "certauthz_ldap.h"
 #include "fuzz_common.h"
 
 static apr_pool_t *gpool;
@@ -270,6 +273,80 @@ static int names_outside_canon(const X509_NAME *name)
     return 0;
 }
 
+/* A directory filter made from every fact of the certificate (and its
+ * DER) keeps the template's structure: the escaped values hold no '(',
+ * ')', '*', NUL or control byte and no '\\' that does not start a \\HH
+ * pair, so no certificate can widen or rewrite a search. */
+static void check_ldap_filter(const certauthz_facts_t *f, const uint8_t *der,
+                              size_t der_len, apr_pool_t *p)
+{
+    static certauthz_ldap_template_t *t;
+    const char *why = NULL, *missing = NULL, *text = "(&";
+
+    for (int ty = 0; ty < CERTAUTHZ_NTYPES; ty++)
+        text = apr_psprintf(p, "%s(%s={%s})", text, certauthz_type_name(ty),
+                            certauthz_type_name(ty));
+    text =
+        apr_pstrcat(p, text, "(a={altsec_issuer_serial})(c={cert_der}))", NULL);
+    t = NULL;
+    CHECK(certauthz_ldap_template_parse(&t, text, &why, p) == APR_SUCCESS,
+          "template refused: %s", why ? why : "-");
+    for (int ty = 0; ty < CERTAUTHZ_NTYPES; ty++) {
+        const certauthz_values_t *v = &f->of[ty];
+        const char *one, *val;
+        certauthz_ldap_template_t *t1 = NULL;
+        if (!v->n)
+            continue;
+        one = apr_psprintf(p, "(x={%s})", certauthz_type_name(ty));
+        CHECK(certauthz_ldap_template_parse(&t1, one, &why, p) == APR_SUCCESS,
+              "template %s refused", one);
+        val = certauthz_ldap_filter(t1, f, NULL, 0, &missing, p);
+        if (!*v->v[0].text) {
+            CHECK(!val, "an empty %s gave a filter", certauthz_type_name(ty));
+            continue;
+        }
+        CHECK(val && !strncmp(val, "(x=", 3), "no filter for %s",
+              certauthz_type_name(ty));
+        size_t n = strlen(val);
+        CHECK(val[n - 1] == ')', "filter of %s does not end with ')'",
+              certauthz_type_name(ty));
+        for (size_t k = 3; k + 1 < n; k++) {
+            unsigned char c = (unsigned char)val[k];
+            CHECK(c != '(' && c != ')' && c != '*' && c >= 0x20 && c != 0x7f,
+                  "byte 0x%02x unescaped in the %s filter: %s", c,
+                  certauthz_type_name(ty), show(val, n, p));
+            if (c == '\\') {
+                CHECK(k + 3 < n && isxdigit((unsigned char)val[k + 1])
+                          && isxdigit((unsigned char)val[k + 2]),
+                      "'\\' not followed by HH in the %s filter",
+                      certauthz_type_name(ty));
+                k += 2;
+            }
+        }
+    }
+    /* the whole template: with the DER, or missing a fact */
+
+    {
+        const char *all =
+            certauthz_ldap_filter(t, f, der, der_len, &missing, p);
+        if (all) {
+            int depth = 0, max = 0;
+            for (const char *c = all; *c; c++) {
+                if (*c == '(' && ++depth > max)
+                    max = depth;
+                else if (*c == ')')
+                    depth--;
+                CHECK(depth >= 0, "filter closes more than it opens");
+            }
+            CHECK(depth == 0 && max == 2, "filter depth %d/%d: %s", depth, max,
+                  show(all, strlen(all), p));
+        }
+        else {
+            CHECK(missing != NULL, "no filter and nothing missing");
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const unsigned char *q = data;
@@ -348,6 +425,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (certauthz_dn_equal(f->subject, f->issuer) && !outside)
                 CHECK(ours, "equal DNs but not the same issuer");
         }
+        check_ldap_filter(f, data, q ? size : 0, p);
         if (f->subject) {
             check_dn_roundtrip(f->subject, "subject DN", p);
             check_dn_types(f->subject, X509_get_subject_name(x), "subject DN",

@@ -71,6 +71,11 @@ const char *certauthz_dn_text(const certauthz_dn_t *dn);
 /* Number of RDNs. */
 int certauthz_dn_count(const certauthz_dn_t *dn);
 
+/* The value of the most specific RDN (UTF-8, escapes undone) and, in
+ * *nattrs, how many attributes that RDN has; NULL for an empty DN and for a
+ * copy (certauthz_dn_copy keeps no attributes). */
+const char *certauthz_dn_first_value(const certauthz_dn_t *dn, int *nattrs);
+
 /* A copy of dn in one block from p, for DNs kept by the thousand (the dn:
  * rules of a map): it compares, keys, prints and counts as dn does, without
  * the per-attribute parts only building a DN needs (a parsed DN takes over

@@ -652,6 +652,14 @@ int certauthz_dn_count(const certauthz_dn_t *dn)
     return dn->n;
 }
 
+const char *certauthz_dn_first_value(const certauthz_dn_t *dn, int *nattrs)
+{
+    if (!dn->rdn || dn->n < 1 || dn->rdn[0].n < 1)
+        return NULL;
+    *nattrs = dn->rdn[0].n;
+    return dn->rdn[0].ava[0].val;
+}
+
 const certauthz_dn_t *certauthz_dn_copy(const certauthz_dn_t *dn, apr_pool_t *p)
 {
     apr_size_t tlen = strlen(dn->text);
