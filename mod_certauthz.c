@@ -18,6 +18,11 @@
  *   no rule maps it               denied                  by its fact      CertAuthzUnmapped: 403
  *                                                                           or user = that fact
  *   a rule maps it                by user/groups          by its fact      user = mapped user
+ *   no rule maps it, CertAuthzLDAP in scope (mod_certauthz_ldap.c):
+ *     its one usable entry        by user/groups          by its fact      user = entry's user
+ *     no entry, several, unusable as "no rule maps it"
+ *     the directory cannot answer the request is refused in the access phase: 503 under
+ *                                 AuthType Certificate, else 403 (Require not must not grant)
  *
  * Only SSL_CLIENT_VERIFY == "SUCCESS" counts as verified, and a resumed
  * session's certificate must also verify against the serving vhost's
@@ -44,14 +49,26 @@
  * post_config: each map's reload interval from the servers naming it, the
  *   load summaries, the shared decision counters (not in the first, dry
  *   run of the configuration);
- * child_init: the registry becomes thread-safe, the reload thread starts. */
+ * check_config: mod_ldap is loaded wherever CertAuthzLDAP is (httpd -t too);
+ * child_init: the registry becomes thread-safe, the reload thread starts,
+ *   the directory's process cache is made. */
 
 static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     (void)plog;
     (void)ptemp;
     cz_maps_pre_config(pconf);
+    cz_ldap_pre_config();
     return OK;
+}
+
+static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                        server_rec *s)
+{
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    return cz_ldap_check_config(s);
 }
 
 static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
@@ -62,12 +79,14 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         return OK;
     cz_status_post_config(pconf);
     cz_maps_post_config(s, ptemp);
+    cz_ldap_post_config();
     return OK;
 }
 
 static void child_init(apr_pool_t *p, server_rec *s)
 {
     cz_maps_child_init(p, s);
+    cz_ldap_child_init(p);
 }
 
 static void register_hooks(apr_pool_t *p)
@@ -76,6 +95,7 @@ static void register_hooks(apr_pool_t *p)
 
     cz_register_providers(p);
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ssl, pre_handshake, cz_pre_handshake, NULL, NULL,

@@ -197,10 +197,11 @@ static authz_status check_require(request_rec *r, const char *line,
 
     if (!req)
         return AUTHZ_GENERAL_ERROR;
-    if (!d->map && req->row->kind <= CHECK_MAPPED) {
+    if (!d->map && !cz_ldap_active(d->ldap) && req->row->kind <= CHECK_MAPPED) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "CERTAUTHZ0010: Require %s (%s) needs a "
-                      "CertAuthzMapFile, but none applies to <%s>: denied",
+                      "CertAuthzMapFile or CertAuthzLDAP, but none applies "
+                      "to <%s>: denied",
                       req->row->name, req->where,
                       certauthz_log_escape(r->uri, r->pool));
         /* evaluate() refuses (no identity without a map) and audits it */
@@ -256,11 +257,11 @@ static const char *authn_user(request_rec *r, const cz_dir_conf_t *d,
     int fallback = cz_conf_unmapped(d);
     (void)r;
 
-    if (st->state != CZ_CERT_OK)
+    if (st->state != CZ_CERT_OK || st->dir == CZ_DIR_ERROR)
         return NULL;
     if (st->ver && st->id.outcome == CERTAUTHZ_DENIED)
         return NULL;
-    if (st->ver && st->id.outcome == CERTAUTHZ_MAPPED)
+    if (st->id.outcome == CERTAUTHZ_MAPPED)
         return st->id.user;
     if (st->ver && st->id.rule)
         return NULL; /* a rule matched but its substitution was unusable */
@@ -302,7 +303,11 @@ static const char *apply_authn(request_rec *r, const cz_dir_conf_t *d,
  * 1. A certificate that the map in scope deny-lists is refused here, with
  *    403, whatever the Require lines say: inside Require not / RequireNone
  *    a provider's "denied" would otherwise turn into a grant.
- * 2. Under AuthType Certificate, set the user early, so that mod_authz_core
+ * 2. So is a certificate whose identity the directory in scope could not
+ *    tell (down, slow, an error): 503 under AuthType Certificate (try
+ *    again), 403 otherwise -- its groups are unknown, and Require not
+ *    cert-group must not grant on that.
+ * 3. Under AuthType Certificate, set the user early, so that mod_authz_core
  *    decides Require user/group/valid-user in its user-less pass (403). */
 int cz_access_check(request_rec *r)
 {
@@ -310,9 +315,17 @@ int cz_access_check(request_rec *r)
     const cz_req_t *st;
     int ours = is_our_auth_type(r);
 
-    if (!d->map && !ours)
+    if (!d->map && !cz_ldap_active(d->ldap) && !ours)
         return DECLINED;
     st = cz_decide(r, d);
+    if (st->state == CZ_CERT_OK && st->dir == CZ_DIR_ERROR) {
+        cz_audit(r, d, st, "directory", 0, CZ_REASON_DIRECTORY_ERROR);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "CERTAUTHZ0055: the directory (%s) could not tell "
+                      "the certificate's identity: %d",
+                      cz_ldap_rule(st->ldap), ours ? 503 : 403);
+        return ours ? HTTP_SERVICE_UNAVAILABLE : HTTP_FORBIDDEN;
+    }
     if (d->map && st->state == CZ_CERT_OK
         && st->id.outcome == CERTAUTHZ_DENIED) {
         cz_audit(r, d, st, "deny list", 0, CZ_REASON_DENY_RULE);
@@ -371,7 +384,7 @@ int cz_fixups(request_rec *r)
         return DECLINED;
     apr_table_set(r->subprocess_env, "CERTAUTHZ_CERT_SHA256",
                   cz_fact(st, CERTAUTHZ_SHA256));
-    if (st->ver && st->id.outcome == CERTAUTHZ_MAPPED) {
+    if (st->id.outcome == CERTAUTHZ_MAPPED) {
         apr_table_set(r->subprocess_env, "CERTAUTHZ_USER", st->id.user);
         apr_table_setn(r->subprocess_env, "CERTAUTHZ_GROUPS",
                        certauthz_identity_groups(&st->id, r->pool));

@@ -41,6 +41,7 @@ void *cz_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     d->unmapped = add->unmapped != CZ_UNSET ? add->unmapped : base->unmapped;
     d->setenv = add->setenv != CZ_UNSET ? add->setenv : base->setenv;
     d->audit = add->audit != CZ_UNSET ? add->audit : base->audit;
+    d->ldap = cz_ldap_merge(p, base->ldap, add->ldap);
     return d;
 }
 
@@ -190,4 +191,22 @@ const command_rec cz_cmds[] = {
                  "export CERTAUTHZ_* variables to the request environment"),
     AP_INIT_TAKE1("CertAuthzAudit", set_audit, NULL, RSRC_CONF | ACCESS_CONF,
                   "log decisions: Off, Deny or All"),
+    AP_INIT_TAKE123("CertAuthzLDAP", cz_ldap_set_search, NULL,
+                    RSRC_CONF | ACCESS_CONF,
+                    "directory for certificates no map rule maps: URL "
+                    "(ldap[s]://HOST[:PORT]/BASE?USERATTR[?SCOPE?FILTER]) "
+                    "FILTER (with {fact} placeholders) [STARTTLS], or Off"),
+    AP_INIT_TAKE12("CertAuthzLDAPGroups", cz_ldap_set_groups, NULL,
+                   RSRC_CONF | ACCESS_CONF,
+                   "attribute of the entry giving its groups (e.g. memberOf) "
+                   "[dn: keep whole DNs], or None"),
+    AP_INIT_TAKE12("CertAuthzLDAPCacheTTL", cz_ldap_set_ttl, NULL,
+                   RSRC_CONF | ACCESS_CONF,
+                   "seconds a directory answer is kept (default 60) "
+                   "[seconds for a negative one, default 10]"),
+    AP_INIT_TAKE1("CertAuthzLDAPBindDN", cz_ldap_set_bind, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "DN the directory searches bind as (default: anonymous)"),
+    AP_INIT_TAKE1("CertAuthzLDAPBindPassword", cz_ldap_set_bind, "pw",
+                  RSRC_CONF | ACCESS_CONF, "password of CertAuthzLDAPBindDN"),
     {NULL}};

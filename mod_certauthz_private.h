@@ -13,6 +13,8 @@
  *   mod_certauthz_source_file.c  the map file source
  *   mod_certauthz_store.c        the image store: one compiled copy of each
  *                                map per server
+ *   mod_certauthz_ldap.c         directory-backed identities through
+ *                                mod_ldap
  *   mod_certauthz_request.c      connection cache, the per-request decision
  *   mod_certauthz_authz.c        Require providers, AuthType Certificate,
  *                                environment
@@ -38,6 +40,7 @@
 #include "certauthz.h"
 #include "certauthz_dn.h"
 #include "certauthz_facts.h"
+#include "certauthz_ldap.h"
 #include "certauthz_map.h"
 #include "certauthz_match.h"
 #include "certauthz_util.h"
@@ -56,6 +59,7 @@ APLOG_USE_MODULE(certauthz);
  * read them without a lock.
  */
 typedef struct cz_map_t cz_map_t;
+typedef struct cz_ldap_conf_t cz_ldap_conf_t;
 
 enum { CZ_AUDIT_OFF = 0, CZ_AUDIT_DENY, CZ_AUDIT_ALL };
 #define CZ_UNMAPPED_DENY CERTAUTHZ_NTYPES
@@ -64,13 +68,15 @@ enum { CZ_AUDIT_OFF = 0, CZ_AUDIT_DENY, CZ_AUDIT_ALL };
  * the base of every merge).  Every setting: an unset value, merged child
  * over parent (scope goes with map). */
 typedef struct {
-    cz_map_t *map;     /* NULL: unset */
-    int unmapped;      /* CZ_UNSET, CZ_UNMAPPED_DENY, or the fact type
+    cz_map_t *map;        /* NULL: unset */
+    int unmapped;         /* CZ_UNSET, CZ_UNMAPPED_DENY, or the fact type
                           (certauthz_type_e) that names the user of an
                           unmapped certificate */
-    int setenv;        /* CZ_UNSET, 0, 1 */
-    int audit;         /* CZ_UNSET or CZ_AUDIT_* */
-    const char *scope; /* section the map was set in, for messages */
+    int setenv;           /* CZ_UNSET, 0, 1 */
+    int audit;            /* CZ_UNSET or CZ_AUDIT_* */
+    const char *scope;    /* section the map was set in, for messages */
+    cz_ldap_conf_t *ldap; /* the CertAuthzLDAP* settings (NULL: none at
+                             this level; merged field by field) */
 } cz_dir_conf_t;
 
 /* Per-server, merged vhost over main server. */
@@ -332,6 +338,63 @@ void cz_store_become_user(void);
 void cz_store_become_root(void);
 void cz_store_child_init(apr_pool_t *pchild);
 
+/* ==== mod_certauthz_ldap.c ============================================
+ * Owns the CertAuthzLDAP* settings and the lookups through mod_ldap's
+ * optional functions; this process's result cache (made in child_init,
+ * under a mutex) and each directive's fault log (atomics).  The request
+ * file asks it for the identity of an unmapped certificate and keeps the
+ * answer in the connection cache like a map's.
+ */
+typedef struct cz_ldap_search_t cz_ldap_search_t;
+
+/* Per directory, every field unset (NULL / CZ_UNSET) until a directive at
+ * that level sets it; merged field by field. */
+struct cz_ldap_conf_t {
+    const cz_ldap_search_t *search; /* CertAuthzLDAP (Off: url NULL) */
+    const char *groups;             /* CertAuthzLDAPGroups ("" None) */
+    int groups_dn;                  /* ... dn */
+    int ttl, negttl;                /* CertAuthzLDAPCacheTTL, seconds */
+    const char *binddn, *bindpw;    /* CertAuthzLDAPBindDN / ...Password */
+};
+
+#define CZ_LDAP_DEFAULT_TTL 60
+#define CZ_LDAP_DEFAULT_NEGTTL 10
+
+typedef enum {
+    CZ_DIR_NONE = 0,  /* not asked */
+    CZ_DIR_FOUND,     /* one usable entry: an identity */
+    CZ_DIR_NOT_FOUND, /* none, several, or an unusable one: unmapped */
+    CZ_DIR_ERROR      /* the directory could not answer: refuse */
+} cz_dir_e;
+
+const char *cz_ldap_set_search(cmd_parms *cmd, void *dcfg, const char *url,
+                               const char *flt, const char *mode);
+const char *cz_ldap_set_groups(cmd_parms *cmd, void *dcfg, const char *attr,
+                               const char *form);
+const char *cz_ldap_set_ttl(cmd_parms *cmd, void *dcfg, const char *ttl,
+                            const char *neg);
+/* cmd->info NULL: the bind DN; else the password */
+const char *cz_ldap_set_bind(cmd_parms *cmd, void *dcfg, const char *arg);
+cz_ldap_conf_t *cz_ldap_merge(apr_pool_t *p, const cz_ldap_conf_t *base,
+                              const cz_ldap_conf_t *add);
+/* A directory applies (CertAuthzLDAP set, not Off). */
+int cz_ldap_active(const cz_ldap_conf_t *l);
+/* Two settings search the same way (the connection cache's key). */
+int cz_ldap_same(const cz_ldap_conf_t *a, const cz_ldap_conf_t *b);
+/* "ldap:URL", what audit lines and CERTAUTHZ_RULE say. */
+const char *cz_ldap_rule(const cz_ldap_conf_t *l);
+/* The directory's identity of a certificate (l active): out's strings
+ * from r->pool; *expires: until when a connection may keep the answer
+ * (not set for CZ_DIR_ERROR, which nobody keeps). */
+cz_dir_e cz_ldap_lookup(request_rec *r, const cz_ldap_conf_t *l,
+                        const certauthz_facts_t *facts,
+                        certauthz_ldresult_t *out, apr_time_t *expires);
+void cz_ldap_pre_config(void);
+/* mod_ldap is loaded wherever a CertAuthzLDAP is (else CERTAUTHZ0050). */
+int cz_ldap_check_config(server_rec *s);
+void cz_ldap_post_config(void);
+void cz_ldap_child_init(apr_pool_t *pchild);
+
 /* ==== mod_certauthz_request.c =========================================
  * Owns the per-connection certificate cache (on the connection that
  * carries TLS: for HTTP/2 the primary one, c->master; under its mutex,
@@ -352,9 +415,12 @@ typedef struct {
     cz_cert_state_e state;
     const char *verify;
     const certauthz_facts_t *facts;
-    const cz_map_t *map; /* map in scope (NULL: none) */
-    cz_version_t *ver;   /* its version, held until the request ends */
-    certauthz_identity_t id;
+    const cz_map_t *map;        /* map in scope (NULL: none) */
+    cz_version_t *ver;          /* its version, held until the request ends */
+    const cz_ldap_conf_t *ldap; /* the directory in scope (NULL: none) */
+    cz_dir_e dir;               /* what it said (NONE: not asked) */
+    certauthz_identity_t id;    /* the map's, or the directory's (rule
+                                   NULL, dir FOUND) */
 } cz_req_t;
 
 /* mod_ssl's pre_handshake hook: the connection cache. */
@@ -364,7 +430,8 @@ cz_req_t *cz_decide(request_rec *r, const cz_dir_conf_t *d);
 conn_rec *cz_tls_conn(conn_rec *c);
 /* The first value of a fact, or "-". */
 const char *cz_fact(const cz_req_t *st, certauthz_type_e t);
-/* FILE:LINE of the rule that decided, or "-". */
+/* FILE:LINE of the rule that decided, "ldap:URL" when the directory was
+ * asked, or "-". */
 const char *cz_rule_where(const cz_req_t *st, apr_pool_t *p);
 
 /* ==== mod_certauthz_status.c ==========================================
@@ -382,7 +449,8 @@ const char *cz_rule_where(const cz_req_t *st, apr_pool_t *p);
     X(DENY_RULE, "deny-rule")                                                  \
     X(UNMAPPED, "unmapped")                                                    \
     X(MISMATCH, "rule-mismatch")                                               \
-    X(ERROR, "cert-error")
+    X(ERROR, "cert-error")                                                     \
+    X(DIR_ERROR, "directory-error")
 
 /* Every reason a decision is logged with, once: X(ID, name, counter).
  * name is what audit lines, debug lines and docs say; counter the one a
@@ -402,7 +470,8 @@ const char *cz_rule_where(const cz_req_t *st, apr_pool_t *p);
     X(USER_MISMATCH, "user-mismatch", MISMATCH)                                \
     X(GROUP_MISMATCH, "group-mismatch", MISMATCH)                              \
     X(FACT_MISMATCH, "fact-mismatch", MISMATCH)                                \
-    X(ISSUER_MISMATCH, "issuer-mismatch", MISMATCH)
+    X(ISSUER_MISMATCH, "issuer-mismatch", MISMATCH)                            \
+    X(DIRECTORY_ERROR, "directory-error", DIR_ERROR)
 
 #define CZ_ENUM_(id, ...) CZ_REASON_##id,
 typedef enum { CZ_REASONS(CZ_ENUM_) CZ_NREASONS } cz_reason_e;
@@ -415,6 +484,23 @@ cz_reason_e cz_refusal_reason(const cz_req_t *st);
 /* One audit line (when d's CertAuthzAudit asks for it) and one count. */
 void cz_audit(request_rec *r, const cz_dir_conf_t *d, const cz_req_t *st,
               const char *check, int granted, cz_reason_e reason);
+
+/* The directory's counters (server-status CertAuthzLDAP-name), once:
+ * lookups are searches handed to mod_ldap (its own cache may answer
+ * them), hits answers from this process's cache, usec the time the
+ * lookups took, in total. */
+#define CZ_DIR_COUNTERS(X)                                                     \
+    X(LOOKUPS, "lookups")                                                      \
+    X(HITS, "cache-hits")                                                      \
+    X(FOUND, "found")                                                          \
+    X(NOT_FOUND, "not-found")                                                  \
+    X(ERRORS, "errors")                                                        \
+    X(USEC, "latency-usec")
+
+#define CZ_DIRCNT_(id, name) CZ_DIRCNT_##id,
+typedef enum { CZ_DIR_COUNTERS(CZ_DIRCNT_) CZ_NDIRCNT } cz_dircnt_e;
+#undef CZ_DIRCNT_
+void cz_count_dir(cz_dircnt_e which, apr_uint64_t n);
 
 void cz_status_post_config(apr_pool_t *pconf);
 int cz_status_hook(request_rec *r, int flags);

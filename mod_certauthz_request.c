@@ -44,6 +44,19 @@ typedef struct {
     certauthz_identity_t id;
 } cached_id_t;
 
+/* The directory's answer for the connection's certificate under one
+ * CertAuthzLDAP setting, until it expires (CertAuthzLDAPCacheTTL): the
+ * same answer the process cache would give, without its mutex and copy.
+ * The setting is a copy: a merged one may live in a request's pool (its
+ * fields point into the configuration).  Strings in fpool; errors are
+ * never kept. */
+typedef struct {
+    int used;
+    cz_ldap_conf_t conf;
+    apr_time_t expires;
+    certauthz_ldresult_t res;
+} cached_dir_t;
+
 typedef struct {
     SSL *ssl;
     apr_thread_mutex_t *lock;
@@ -52,6 +65,7 @@ typedef struct {
     apr_pool_t *fpool; /* facts and identities of cert */
     certauthz_facts_t *facts;
     cached_id_t ids[CACHE_IDS];
+    cached_dir_t dirs[CACHE_IDS];
     int nretired;
     apr_pool_t *retired[MAX_RETIRED];
 } conn_cache_t;
@@ -169,6 +183,7 @@ static const certauthz_facts_t *cached_facts(request_rec *r, conn_cache_t *cc,
             cc->fpool = np;
             cc->facts = nf;
             memset(cc->ids, 0, sizeof(cc->ids));
+            memset(cc->dirs, 0, sizeof(cc->dirs));
         }
         else if (np) {
             apr_pool_destroy(np);
@@ -231,13 +246,96 @@ static const certauthz_facts_t *uncached_facts(request_rec *r)
     return facts;
 }
 
+/* The connection's kept answer of the directory for st (its certificate's
+ * facts, the cache's, and its setting): 1 and *res; else 0. */
+static int dir_cached(conn_cache_t *cc, const cz_req_t *st,
+                      certauthz_ldresult_t *res)
+{
+    int found = 0;
+    apr_time_t now = apr_time_now();
+
+    apr_thread_mutex_lock(cc->lock);
+    for (int i = 0; st->facts == cc->facts && i < CACHE_IDS; i++) {
+        const cached_dir_t *k = &cc->dirs[i];
+        if (k->used && cz_ldap_same(&k->conf, st->ldap) && k->expires > now) {
+            *res = k->res;
+            found = 1;
+            break;
+        }
+    }
+    apr_thread_mutex_unlock(cc->lock);
+    return found;
+}
+
+/* Keep the directory's answer (not an error) on the connection: the slot
+ * of the same setting, a free one, or the one that expires first. */
+static void dir_keep(conn_cache_t *cc, const cz_req_t *st,
+                     const certauthz_ldresult_t *res, apr_time_t expires)
+{
+    cached_dir_t *slot = NULL;
+
+    apr_thread_mutex_lock(cc->lock);
+    for (int i = 0; st->facts == cc->facts && i < CACHE_IDS; i++) {
+        cached_dir_t *k = &cc->dirs[i];
+        if (k->used && cz_ldap_same(&k->conf, st->ldap)) {
+            slot = k;
+            break;
+        }
+        if (!slot || (slot->used && (!k->used || k->expires < slot->expires)))
+            slot = k;
+    }
+    if (slot) {
+        const char **g = NULL;
+        if (res->ngroups) {
+            g = apr_palloc(cc->fpool, res->ngroups * sizeof(*g));
+            for (int i = 0; i < res->ngroups; i++)
+                g[i] = apr_pstrdup(cc->fpool, res->groups[i]);
+        }
+        slot->used = 1;
+        slot->conf = *st->ldap;
+        slot->expires = expires;
+        slot->res.found = res->found;
+        slot->res.user = res->user ? apr_pstrdup(cc->fpool, res->user) : NULL;
+        slot->res.ngroups = res->ngroups;
+        slot->res.groups = g;
+        slot->res.expires = expires;
+    }
+    apr_thread_mutex_unlock(cc->lock);
+}
+
+/* An unmapped certificate (no rule at all) asks the directory in scope. */
+static void ask_directory(request_rec *r, conn_cache_t *cc, cz_req_t *st)
+{
+    certauthz_ldresult_t res;
+    apr_time_t expires = 0;
+    int keep = cc && cc->lock;
+
+    memset(&res, 0, sizeof(res));
+    if (keep && dir_cached(cc, st, &res)) {
+        st->dir = res.found ? CZ_DIR_FOUND : CZ_DIR_NOT_FOUND;
+    }
+    else {
+        st->dir = cz_ldap_lookup(r, st->ldap, st->facts, &res, &expires);
+        if (keep && st->dir != CZ_DIR_ERROR)
+            dir_keep(cc, st, &res, expires);
+    }
+    if (st->dir == CZ_DIR_FOUND) {
+        st->id.outcome = CERTAUTHZ_MAPPED;
+        st->id.rule = NULL;
+        st->id.user = res.user;
+        st->id.ngroups = res.ngroups;
+        st->id.groups = res.groups;
+    }
+}
+
 cz_req_t *cz_decide(request_rec *r, const cz_dir_conf_t *d)
 {
     cz_req_t *st = ap_get_module_config(r->request_config, &certauthz_module);
+    const cz_ldap_conf_t *ldap = cz_ldap_active(d->ldap) ? d->ldap : NULL;
     conn_cache_t *cc;
     int have_id = 0, unverified = 0;
 
-    if (st && st->map == d->map)
+    if (st && st->map == d->map && st->ldap == ldap)
         return st;
     if (!st) {
         st = apr_pcalloc(r->pool, sizeof(*st));
@@ -245,6 +343,7 @@ cz_req_t *cz_decide(request_rec *r, const cz_dir_conf_t *d)
     }
     memset(st, 0, sizeof(*st));
     st->map = d->map;
+    st->ldap = ldap;
     if (d->map) {
         /* one version for the whole request: every Require line, the
          * deny check, AuthType and the environment agree */
@@ -283,6 +382,10 @@ cz_req_t *cz_decide(request_rec *r, const cz_dir_conf_t *d)
     st->state = CZ_CERT_OK;
     if (st->ver && !have_id)
         certauthz_map_resolve(&st->id, st->ver->map, st->facts, r->pool);
+    /* deny rules, then map rules, then the directory; a rule that matched
+     * but could not give an identity is an answer too (SPEC §7) */
+    if (st->ldap && st->id.outcome == CERTAUTHZ_UNMAPPED && !st->id.rule)
+        ask_directory(r, cc && cc->lock ? cc : NULL, st);
     return st;
 }
 
@@ -294,7 +397,9 @@ const char *cz_fact(const cz_req_t *st, certauthz_type_e t)
 
 const char *cz_rule_where(const cz_req_t *st, apr_pool_t *p)
 {
-    return st->ver && st->id.rule
-               ? certauthz_rule_where(st->ver->map, st->id.rule, p)
-               : "-";
+    if (st->ver && st->id.rule)
+        return certauthz_rule_where(st->ver->map, st->id.rule, p);
+    if (st->dir != CZ_DIR_NONE)
+        return cz_ldap_rule(st->ldap);
+    return "-";
 }

@@ -35,8 +35,13 @@ static const char *const reason_names[CZ_NREASONS] = {CZ_REASONS(NAME_)};
 static const unsigned char reason_counter[CZ_NREASONS] = {CZ_REASONS(COUNTER_)};
 #undef COUNTER_
 
+#define NAME_(id, name) name,
+static const char *const dircnt_names[CZ_NDIRCNT] = {CZ_DIR_COUNTERS(NAME_)};
+#undef NAME_
+
 typedef struct {
     volatile apr_uint64_t n[CNT_N];
+    volatile apr_uint64_t dir[CZ_NDIRCNT];
 } counters_t;
 
 static counters_t *counters;
@@ -59,8 +64,10 @@ cz_reason_e cz_refusal_reason(const cz_req_t *st)
     case CZ_CERT_OK:
         break;
     }
-    if (!st->ver)
+    if (!st->ver && !st->ldap)
         return CZ_REASON_NO_MAP;
+    if (st->dir == CZ_DIR_ERROR)
+        return CZ_REASON_DIRECTORY_ERROR;
     switch (st->id.outcome) {
     case CERTAUTHZ_DENIED:
         return CZ_REASON_DENY_RULE;
@@ -86,6 +93,7 @@ void cz_audit(request_rec *r, const cz_dir_conf_t *d, const cz_req_t *st,
     int level = cz_conf_audit(d);
     apr_pool_t *p = r->pool;
     const char *user = NULL, *groups = NULL, *sha = NULL, *serial = NULL;
+    const char *rule;
 
     if (counters) {
         int c = granted ? CNT_GRANTED : reason_counter[reason];
@@ -106,25 +114,59 @@ void cz_audit(request_rec *r, const cz_dir_conf_t *d, const cz_req_t *st,
         sha = cz_fact(st, CERTAUTHZ_SHA256);
         serial = cz_fact(st, CERTAUTHZ_SERIAL);
     }
+    rule = cz_rule_where(st, p);
 #define V(x) certauthz_audit_value((x), p)
-    ap_log_rerror(
-        APLOG_MARK, APLOG_NOTICE, 0, r,
-        "CERTAUTHZ0100: decision=\"%s\" check=\"%s\" reason=\"%s\" "
-        "user=\"%s\" groups=\"%s\" rule=\"%s\" sha256=\"%s\" "
-        "serial=\"%s\" issuer=\"%s\" client=\"%s\" method=\"%s\" "
-        "uri=\"%s\" map_sha256=\"%s\" map_generation=\"%s\"",
-        granted ? "granted" : "denied", V(check), V(cz_reason_name(reason)),
-        V(user), V(groups), V(st->id.rule ? cz_rule_where(st, p) : NULL),
-        V(sha), V(serial),
-        V(st->facts && st->facts->issuer ? certauthz_dn_text(st->facts->issuer)
-                                         : NULL),
-        V(r->useragent_ip), V(r->method), V(r->uri),
-        V(st->ver ? certauthz_map_sha256(st->ver->map) : NULL),
-        V(st->ver ? apr_itoa(p, (int)st->ver->gen) : NULL));
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                  "CERTAUTHZ0100: decision=\"%s\" check=\"%s\" reason=\"%s\" "
+                  "user=\"%s\" groups=\"%s\" rule=\"%s\" sha256=\"%s\" "
+                  "serial=\"%s\" issuer=\"%s\" client=\"%s\" method=\"%s\" "
+                  "uri=\"%s\" map_sha256=\"%s\" map_generation=\"%s\"",
+                  granted ? "granted" : "denied", V(check),
+                  V(cz_reason_name(reason)), V(user), V(groups),
+                  V(strcmp(rule, "-") ? rule : NULL), V(sha), V(serial),
+                  V(st->facts && st->facts->issuer
+                        ? certauthz_dn_text(st->facts->issuer)
+                        : NULL),
+                  V(r->useragent_ip), V(r->method), V(r->uri),
+                  V(st->ver ? certauthz_map_sha256(st->ver->map) : NULL),
+                  V(st->ver ? apr_itoa(p, (int)st->ver->gen) : NULL));
 #undef V
 }
 
 /* ---- counters ----------------------------------------------------------- */
+
+void cz_count_dir(cz_dircnt_e which, apr_uint64_t n)
+{
+    if (counters && (unsigned)which < CZ_NDIRCNT)
+        apr_atomic_add64(&counters->dir[which], n);
+}
+
+static apr_uint64_t dircnt(int i)
+{
+    return counters ? apr_atomic_add64(&counters->dir[i], 0) : 0;
+}
+
+static apr_uint64_t decisions(int i)
+{
+    return counters ? apr_atomic_add64(&counters->n[i], 0) : 0;
+}
+
+/* A counter table's row of names and row of values, and one more column
+ * when extra_th is set (the <table> and the last </tr> are the caller's). */
+static void html_rows(request_rec *r, const char *const *names, int n,
+                      apr_uint64_t (*value)(int), const char *extra_th,
+                      const char *extra_td)
+{
+    for (int i = 0; i < n; i++)
+        ap_rprintf(r, "<th>%s</th>", names[i]);
+    if (extra_th)
+        ap_rprintf(r, "<th>%s</th>", extra_th);
+    ap_rputs("</tr>\n<tr>", r);
+    for (int i = 0; i < n; i++)
+        ap_rprintf(r, "<td>%" APR_UINT64_T_FMT "</td>", value(i));
+    if (extra_th)
+        ap_rprintf(r, "<td>%s</td>", extra_td);
+}
 
 static apr_status_t reset_counters(void *data)
 {
@@ -209,10 +251,12 @@ int cz_status_hook(request_rec *r, int flags)
     if (terse) {
         for (int i = 0; i < CNT_N; i++)
             ap_rprintf(r, "CertAuthzDecisions-%s: %" APR_UINT64_T_FMT "\n",
-                       cnt_names[i],
-                       counters ? apr_atomic_add64(&counters->n[i], 0) : 0);
+                       cnt_names[i], decisions(i));
         ap_rprintf(r, "CertAuthzDecisionsScope: %s\n",
                    counters_shared ? "server" : "process");
+        for (int i = 0; i < CZ_NDIRCNT; i++)
+            ap_rprintf(r, "CertAuthzLDAP-%s: %" APR_UINT64_T_FMT "\n",
+                       dircnt_names[i], dircnt(i));
     }
     else {
         ap_rputs("<hr />\n<h2>mod_certauthz " CERTAUTHZ_VERSION "</h2>\n"
@@ -223,12 +267,17 @@ int cz_status_hook(request_rec *r, int flags)
                  "and AuthType Certificate):</p>\n<table border=\"1\">"
                  "<tr>",
                  r);
-        for (int i = 0; i < CNT_N; i++)
-            ap_rprintf(r, "<th>%s</th>", cnt_names[i]);
-        ap_rputs("</tr>\n<tr>", r);
-        for (int i = 0; i < CNT_N; i++)
-            ap_rprintf(r, "<td>%" APR_UINT64_T_FMT "</td>",
-                       counters ? apr_atomic_add64(&counters->n[i], 0) : 0);
+        html_rows(r, cnt_names, CNT_N, decisions, NULL, NULL);
+        ap_rputs("</tr>\n</table>\n<p>Directory lookups (CertAuthzLDAP; "
+                 "lookups are searches handed to mod_ldap, whose own "
+                 "cache may answer them; cache-hits are answers of a "
+                 "process's cache):</p>\n<table border=\"1\"><tr>",
+                 r);
+        html_rows(r, dircnt_names, CZ_NDIRCNT, dircnt, "mean latency",
+                  dircnt(CZ_DIRCNT_LOOKUPS) ? apr_psprintf(
+                      r->pool, "%" APR_UINT64_T_FMT " us",
+                      dircnt(CZ_DIRCNT_USEC) / dircnt(CZ_DIRCNT_LOOKUPS))
+                                            : "-");
         ap_rprintf(r,
                    "</tr>\n</table>\n<p>Map files as process %" APR_PID_T_FMT
                    " sees them:</p>\n"

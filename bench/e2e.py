@@ -740,18 +740,10 @@ def print_header(args):
     return info
 
 
-def benchmark(args, certs, tmp):
-    srv = Httpd(args, tmp / "server", certs)
-    log("setting up (%s)" % srv.root)
-    urls = variant_setup(args, srv, certs, args.variants)
-    srv.start()
-    log("httpd up on 127.0.0.1:%d after %.1f s (map loaded); child RSS %s"
-        % (srv.port, srv.startup_seconds,
-           ", ".join("%d MiB" % (v // 1024) for v in srv.rss_kib().values())))
-    verify(srv, certs, urls)
-
-    # warm-up (and a first check of loadgen's expectations)
-    for v in args.variants:
+def warm_up(args, srv, certs, urls, variants):
+    """A short loadgen run per variant (and a first check of loadgen's
+    expectations)."""
+    for v in variants:
         url, expect = urls[v]
         cmd = loadgen_cmd(args, certs, srv.port, url, args.warmup,
                           args.conns, expect,
@@ -761,6 +753,46 @@ def benchmark(args, certs, tmp):
             die("warm-up of %s failed: %s\nerror log:\n%s" % (
                 v, json.dumps(res), srv.log_tail()))
 
+
+def measure(args, srv, certs, url, expect):
+    """One loadgen run of args.seconds against url: loadgen's result with
+    the server's CPU time per request (and the client's, and the rest of
+    the machine's) over the run."""
+    cmd = loadgen_cmd(args, certs, srv.port, url, args.seconds,
+                      args.conns, expect,
+                      per_conn=args.requests_per_conn)
+    u0, s0, kids_a = srv.cpu_ticks()
+    busy0 = machine_busy_ticks()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res = run_loadgen(cmd, args.seconds)
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy1 = machine_busy_ticks()
+    u1, s1, kids_b = srv.cpu_ticks()
+    n = res["requests"] or float("nan")
+    tick_us = 1e6 / CLK_TCK
+    cpu_us = (u1 - u0 + s1 - s0) * tick_us
+    client_us = 1e6 * (ru1.ru_utime - ru0.ru_utime
+                       + ru1.ru_stime - ru0.ru_stime)
+    res["cpu_us_per_req"] = cpu_us / n
+    res["user_us_per_req"] = (u1 - u0) * tick_us / n
+    res["sys_us_per_req"] = (s1 - s0) * tick_us / n
+    res["client_us_per_req"] = client_us / n
+    res["server_cpu_s"] = cpu_us / 1e6
+    # CPU of everything else on the machine during the run, in
+    # CPUs (1.0 = one core busy all the time)
+    res["background_cpus"] = max(0.0, (
+        (busy1 - busy0) * tick_us - cpu_us - client_us)
+        / 1e6 / res["seconds"]) if res["seconds"] else 0.0
+    res["children_changed"] = kids_a != kids_b
+    return res
+
+
+def measure_rounds(args, srv, certs, urls, measure_one=None, note=None):
+    """args.rounds rounds of every variant, the order rotated each round;
+    measure_one(args, srv, certs, url, expect) measures one run (default
+    measure()), note(res) adds to its part of the round's line.  Returns
+    ({variant: [result per round]}, the children's pids before)."""
+    measure_one = measure_one or measure
     log("\nmeasuring: %d rounds x %d variants x %g s, %d connections, %s "
         "(order rotated each round)" % (
             args.rounds, len(args.variants), args.seconds, args.conns,
@@ -775,36 +807,12 @@ def benchmark(args, certs, tmp):
         line = []
         for v in order:
             url, expect = urls[v]
-            cmd = loadgen_cmd(args, certs, srv.port, url, args.seconds,
-                              args.conns, expect,
-                              per_conn=args.requests_per_conn)
-            u0, s0, kids_a = srv.cpu_ticks()
-            busy0 = machine_busy_ticks()
-            ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            res = run_loadgen(cmd, args.seconds)
-            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            busy1 = machine_busy_ticks()
-            u1, s1, kids_b = srv.cpu_ticks()
-            n = res["requests"] or float("nan")
-            tick_us = 1e6 / CLK_TCK
-            cpu_us = (u1 - u0 + s1 - s0) * tick_us
-            client_us = 1e6 * (ru1.ru_utime - ru0.ru_utime
-                               + ru1.ru_stime - ru0.ru_stime)
-            res["cpu_us_per_req"] = cpu_us / n
-            res["user_us_per_req"] = (u1 - u0) * tick_us / n
-            res["sys_us_per_req"] = (s1 - s0) * tick_us / n
-            res["client_us_per_req"] = client_us / n
-            res["server_cpu_s"] = cpu_us / 1e6
-            # CPU of everything else on the machine during the run, in
-            # CPUs (1.0 = one core busy all the time)
-            res["background_cpus"] = max(0.0, (
-                (busy1 - busy0) * tick_us - cpu_us - client_us)
-                / 1e6 / res["seconds"]) if res["seconds"] else 0.0
-            res["children_changed"] = kids_a != kids_b
+            res = measure_one(args, srv, certs, url, expect)
             res["round"] = rnd
             results[v].append(res)
-            line.append("%s %.0f/s %.0fus" % (v, res["rps"],
-                                              res["cpu_us_per_req"]))
+            line.append("%s %.0f/s %.0fus%s" % (
+                v, res["rps"], res["cpu_us_per_req"],
+                note(res) if note else ""))
             if res["errors"] or res["wrong"]:
                 log("  ! %s round %d: %d errors, %d wrong (%s)" % (
                     v, rnd + 1, res["errors"], res["wrong"],
@@ -812,6 +820,22 @@ def benchmark(args, certs, tmp):
         log("  round %d: %s; background %.2f CPUs" % (
             rnd + 1, ", ".join(line), median(
                 [results[v][-1]["background_cpus"] for v in order])))
+    return results, kids0
+
+
+def benchmark(args, certs, tmp):
+    srv = Httpd(args, tmp / "server", certs)
+    log("setting up (%s)" % srv.root)
+    urls = variant_setup(args, srv, certs, args.variants)
+    srv.start()
+    log("httpd up on 127.0.0.1:%d after %.1f s (map loaded); child RSS %s"
+        % (srv.port, srv.startup_seconds,
+           ", ".join("%d MiB" % (v // 1024) for v in srv.rss_kib().values())))
+    verify(srv, certs, urls)
+
+    warm_up(args, srv, certs, urls, args.variants)
+
+    results, kids0 = measure_rounds(args, srv, certs, urls)
     _, kids1 = srv.pids()
     rss = srv.rss_kib()
     srv.stop()
@@ -995,23 +1019,56 @@ def reload_test(args, certs, tmp):
 
 # --------------------------------------------------------------------------
 
-def main():
-    ap = argparse.ArgumentParser(
-        description="End-to-end benchmark of mod_certauthz against "
-        "Require all granted, Require expr and FakeBasicAuth.")
+def check_programs(args):
+    """The programs add_program_args() named are there (else exit)."""
+    for what, path in (("module", args.module), ("loadgen", args.loadgen),
+                       ("mkcert", args.mkcert), ("httpd", args.httpd)):
+        if not os.access(path, os.X_OK if what != "module" else os.R_OK):
+            die("%s not found: %s (build with `make bench/loadgen t/mkcert`"
+                " or `make bench`)" % (what, path))
+
+
+def add_load_args(ap, variants):
+    """The rounds and the load of measure_rounds(): shared with
+    bench/ldap.py."""
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=3.0,
                     help="per (round, variant) run (default 3)")
     ap.add_argument("--warmup", type=float, default=1.0,
                     help="warm-up run per variant, seconds (default 1)")
-    ap.add_argument("--conns", type=int, default=4,
-                    help="loadgen connections (default 4)")
-    ap.add_argument("--variants", default=",".join(ALL_VARIANTS),
-                    help="comma-separated subset of " + ",".join(ALL_VARIANTS))
+    ap.add_argument("--conns", "--threads", dest="conns", type=int,
+                    default=4,
+                    help="loadgen connections = threads (default 4)")
+    ap.add_argument("--variants", default=",".join(variants),
+                    help="comma-separated subset of " + ",".join(variants))
     ap.add_argument("--requests-per-conn", type=int, default=0,
                     help="a new TLS connection (full handshake) after this "
                     "many requests (default 0: one connection per loadgen "
                     "thread, kept alive)")
+    ap.add_argument("--max-requests", type=int, default=5000000,
+                    help="hard cap on requests per loadgen run")
+
+
+def add_program_args(ap):
+    """--keep and the programs a benchmark runs (httpd, its modules, the
+    module under test, loadgen, mkcert): shared with bench/ldap.py."""
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the temporary directory")
+    ap.add_argument("--httpd", default=os.environ.get("CERTAUTHZ_HTTPD",
+                                                      "/usr/sbin/apache2"))
+    ap.add_argument("--modules-dir", default=os.environ.get(
+        "CERTAUTHZ_HTTPD_MODULES", "/usr/lib/apache2/modules"))
+    ap.add_argument("--module", default=str(BUILDDIR / ".libs" /
+                                            "mod_certauthz.so"))
+    ap.add_argument("--loadgen", default=str(BUILDDIR / "bench" / "loadgen"))
+    ap.add_argument("--mkcert", default=str(BUILDDIR / "t" / "mkcert"))
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        description="End-to-end benchmark of mod_certauthz against "
+        "Require all granted, Require expr and FakeBasicAuth.")
+    add_load_args(ap, ALL_VARIANTS)
     ap.add_argument("--map-lines", type=int, default=1000000)
     ap.add_argument("--client-selector", default="email",
                     choices=["email", "cn", "dns", "uri", "upn", "sha256",
@@ -1023,8 +1080,6 @@ def main():
                     help="htpasswd hash of FakeBasicAuth's password "
                     "(default crypt, as in the mod_ssl manual; apr1 and "
                     "bcrypt need htpasswd)")
-    ap.add_argument("--max-requests", type=int, default=5000000,
-                    help="hard cap on requests per loadgen run")
     ap.add_argument("--json", help="write the raw results to this file")
     ap.add_argument("--reload", action="store_true",
                     help="run the reload-under-load test instead")
@@ -1033,16 +1088,7 @@ def main():
     ap.add_argument("--reload-conns", type=int, default=4)
     ap.add_argument("--reload-lines", type=int, default=100000,
                     help="lines of each map in --reload (default 100000)")
-    ap.add_argument("--keep", action="store_true",
-                    help="keep the temporary directory")
-    ap.add_argument("--httpd", default=os.environ.get("CERTAUTHZ_HTTPD",
-                                                      "/usr/sbin/apache2"))
-    ap.add_argument("--modules-dir", default=os.environ.get(
-        "CERTAUTHZ_HTTPD_MODULES", "/usr/lib/apache2/modules"))
-    ap.add_argument("--module", default=str(BUILDDIR / ".libs" /
-                                            "mod_certauthz.so"))
-    ap.add_argument("--loadgen", default=str(BUILDDIR / "bench" / "loadgen"))
-    ap.add_argument("--mkcert", default=str(BUILDDIR / "t" / "mkcert"))
+    add_program_args(ap)
     args = ap.parse_args()
 
     args.variants = [v for v in args.variants.split(",") if v]
@@ -1058,11 +1104,7 @@ def main():
             and 1 <= args.expr_names <= 100000
             and 0 <= args.requests_per_conn <= 10 ** 9):
         ap.error("an option is out of range")
-    for what, path in (("module", args.module), ("loadgen", args.loadgen),
-                       ("mkcert", args.mkcert), ("httpd", args.httpd)):
-        if not os.access(path, os.X_OK if what != "module" else os.R_OK):
-            die("%s not found: %s (build with `make bench/loadgen t/mkcert`"
-                " or `make bench`)" % (what, path))
+    check_programs(args)
     if args.fba_hash in FBA_HASHES:
         args.fba_hash_value = FBA_HASHES[args.fba_hash]
     else:

@@ -92,6 +92,7 @@ typedef struct {
     const char *user;
     int ngroups;
     const char *const *groups;
+    apr_time_t expires; /* set by certauthz_ldcache_get: the entry's */
 } certauthz_ldresult_t;
 
 certauthz_ldcache_t *certauthz_ldcache_create(int max, apr_pool_t *p);

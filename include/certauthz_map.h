@@ -156,7 +156,9 @@ unsigned certauthz_map_find_exact(const certauthz_map_t *map,
                                   certauthz_type_e type, const char *key,
                                   apr_size_t len);
 
-/* Groups joined with ',' (empty string when none). */
+/* Groups joined with ',' (empty string when none); when a group holds a
+ * ',' (a directory's group DNs, CertAuthzLDAPGroups ATTR dn) with "; ",
+ * as mod_ldap joins values (DNs escape ';' as RFC 4514 says). */
 const char *certauthz_identity_groups(const certauthz_identity_t *id,
                                       apr_pool_t *p);
 

@@ -247,14 +247,6 @@ const char *certauthz_ldap_filter(const certauthz_ldap_template_t *t,
 
 /* ---- entry to identity ----------------------------------------------- */
 
-static int has_ctl(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            return 1;
-    return 0;
-}
-
 /* The next value of mod_ldap's "; "-joined list at *s (advanced), from p.
  * The values are DNs: a ';' escaped by a '\\' is inside a DN value (RFC
  * 4514 escapes ';'), so it does not split. */
@@ -292,7 +284,8 @@ apr_status_t certauthz_ldap_identity(const char *user, const char *groups,
         *reason = "the entry has several values of the user attribute";
         return CERTAUTHZ_EBADINPUT;
     }
-    if (has_ctl(user) || !certauthz_utf8_valid(user, strlen(user))) {
+    if (certauthz_has_control(user, strlen(user))
+        || !certauthz_utf8_valid(user, strlen(user))) {
         *reason = "the user attribute's value holds a control character or "
                   "is not UTF-8";
         return CERTAUTHZ_EBADINPUT;
@@ -324,7 +317,8 @@ apr_status_t certauthz_ldap_identity(const char *user, const char *groups,
                 return CERTAUTHZ_EBADINPUT;
             }
         }
-        if (!*name || (!as_dn && strchr(name, ',')) || has_ctl(name)) {
+        if (!*name || (!as_dn && strchr(name, ','))
+            || certauthz_has_control(name, strlen(name))) {
             *reason = apr_psprintf(p,
                                    "a group name that is empty or holds ',' "
                                    "or a control character: %s",
@@ -395,6 +389,7 @@ int certauthz_ldcache_get(certauthz_ldcache_t *c, const char *key,
         return 0;
     }
     out->found = e->r.found;
+    out->expires = e->expires;
     out->user = e->r.user ? apr_pstrdup(p, e->r.user) : NULL;
     out->ngroups = e->r.ngroups;
     g = e->r.ngroups ? apr_palloc(p, sizeof(*g) * (apr_size_t)e->r.ngroups)

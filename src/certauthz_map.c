@@ -1413,14 +1413,22 @@ const char *certauthz_identity_groups(const certauthz_identity_t *id,
 {
     apr_size_t n = 0;
     char *out, *o;
+    int dns = 0;
 
-    for (int i = 0; i < id->ngroups; i++)
-        n += strlen(id->groups[i]) + 1;
+    for (int i = 0; i < id->ngroups; i++) {
+        n += strlen(id->groups[i]) + 2;
+        dns |= strchr(id->groups[i], ',') != NULL;
+    }
     o = out = apr_palloc(p, n + 1);
     for (int i = 0; i < id->ngroups; i++) {
         apr_size_t l = strlen(id->groups[i]);
-        if (i)
+        if (i && dns) {
+            *o++ = ';';
+            *o++ = ' ';
+        }
+        else if (i) {
             *o++ = ',';
+        }
         memcpy(o, id->groups[i], l);
         o += l;
     }

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -48,6 +49,28 @@ attributetype ( 1.3.6.1.4.1.99999.1.3 NAME 'altSecurityIdentities'
 objectclass ( 1.3.6.1.4.1.99999.2.1 NAME 'certauthzTestUser' AUXILIARY
   MAY ( userPrincipalName $ memberOf $ altSecurityIdentities ) )
 """
+
+
+def ad_core_schema():
+    """Debian's core.schema with userCertificate defined as Active
+    Directory defines it: an octet string compared octet by
+    octet, so that a filter asserting a whole certificate ({cert_der})
+    finds the entry holding it.  OpenLDAP's own definition compares with
+    certificateExactMatch, whose assertion is a serial number and issuer
+    (RFC 4523), and matches no DER; it also requires the ;binary option,
+    which AD treats as a no-op."""
+    text = (SCHEMA_DIR / "core.schema").read_text()
+    old = ("attributetype ( 2.5.4.36 NAME 'userCertificate'\n"
+           "\tDESC 'RFC2256: X.509 user certificate, use ;binary'\n"
+           "\tEQUALITY certificateExactMatch\n"
+           "\tSYNTAX 1.3.6.1.4.1.1466.115.121.1.8 )\n")
+    if old not in text:
+        raise RuntimeError("core.schema: userCertificate not as expected")
+    return text.replace(old, (
+        "attributetype ( 2.5.4.36 NAME 'userCertificate'\n"
+        "\tDESC 'as Active Directory has it: octets, compared exactly'\n"
+        "\tEQUALITY octetStringMatch\n"
+        "\tSYNTAX 1.3.6.1.4.1.1466.115.121.1.40 )\n"))
 
 
 def available():
@@ -139,9 +162,10 @@ class Slapd:
         return "ldaps://127.0.0.1:%d" % self.ldaps_port
 
     def _conf(self):
-        schemas = "".join('include %s\n' % (SCHEMA_DIR / s) for s in (
-            "core.schema", "cosine.schema", "inetorgperson.schema",
-            "nis.schema")) + "include %s\n" % (self.dir / "test.schema")
+        schemas = "include %s\n" % (self.dir / "core.schema") + "".join(
+            "include %s\n" % (SCHEMA_DIR / s) for s in (
+                "cosine.schema", "inetorgperson.schema", "nis.schema")) + (
+            "include %s\n" % (self.dir / "test.schema"))
         tls = ""
         if self.tls:
             cert, key, ca = self.tls
@@ -164,6 +188,7 @@ class Slapd:
     def start(self, timeout=30):
         (self.dir / "db").mkdir(parents=True, exist_ok=True)
         (self.dir / "test.schema").write_text(TEST_SCHEMA)
+        (self.dir / "core.schema").write_text(ad_core_schema())
         (self.dir / "slapd.conf").write_text(self._conf())
         (self.dir / "data.ldif").write_text(self.ldif)
         p = subprocess.run([SLAPADD, "-q", "-f", str(self.dir / "slapd.conf"),
@@ -173,11 +198,15 @@ class Slapd:
         if p.returncode != 0:
             raise RuntimeError("slapadd failed:\n" + p.stdout.decode(
                 errors="replace"))
+        return self.restart(timeout)
+
+    def restart(self, timeout=30):
+        """slapd again on the same ports and database (after kill())."""
         urls = "ldap://127.0.0.1:%d/" % self.port
         if self.tls:
             urls += " ldaps://127.0.0.1:%d/" % self.ldaps_port
         # -d 0: stay in the foreground (a child we can kill), no debug
-        self.log = open(self.dir / "slapd.log", "wb")
+        self.log = open(self.dir / "slapd.log", "ab")
         self.proc = subprocess.Popen(
             [SLAPD, "-d", "0", "-f", str(self.dir / "slapd.conf"), "-h", urls],
             stdout=self.log, stderr=subprocess.STDOUT)
@@ -222,6 +251,9 @@ class Slapd:
             self.proc.kill()
             self.proc.wait(timeout=30)
         self.proc = None
+        if getattr(self, "log", None):
+            self.log.close()
+            self.log = None
 
     def cleanup(self):
         self.stop()
@@ -239,3 +271,71 @@ class Slapd:
             env=env, timeout=60)
         return p.returncode, p.stdout.decode(errors="replace"), \
             p.stderr.decode(errors="replace")
+
+
+class DelayProxy:
+    """A TCP proxy on 127.0.0.1 in front of a directory: the slow-server
+    fault.  Bytes from the server to the client wait `delay` seconds
+    (settable while it runs; 0: pass at once).  Every socket has a short
+    timeout and every loop ends when close() is called."""
+
+    def __init__(self, target_port, delay=0.0):
+        self.target = target_port
+        self.delay = delay
+        self.closed = threading.Event()
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.lsock.settimeout(0.5)
+        self.port = self.lsock.getsockname()[1]
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        while not self.closed.is_set():
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target),
+                                             timeout=5)
+            except OSError:
+                c.close()
+                continue
+            for a, b, slow in ((c, u, False), (u, c, True)):
+                t = threading.Thread(target=self._pump, args=(a, b, slow),
+                                     daemon=True)
+                t.start()
+                self.threads.append(t)
+
+    def _pump(self, src, dst, slow):
+        src.settimeout(0.5)
+        try:
+            while not self.closed.is_set():
+                try:
+                    data = src.recv(65536)
+                except socket.timeout:
+                    continue
+                if not data:
+                    break
+                if slow and self.delay:
+                    # bounded: ends at the delay or when closed
+                    self.closed.wait(self.delay)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sk in (src, dst):
+                try:
+                    sk.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sk.close()
+
+    def close(self):
+        self.closed.set()
+        self.lsock.close()
+        for t in self.threads:
+            t.join(timeout=5)

@@ -21,7 +21,7 @@ EXAMPLE_MODULES = [
     "mpm_event", "unixd", "socache_shmcb", "ssl", "http2", "headers",
     "proxy", "proxy_http", "authz_core", "authn_core", "authz_user",
     "authz_groupfile", "authz_host", "alias", "mime", "log_config", "env",
-    "setenvif", "dir",
+    "setenvif", "dir", "ldap", "authnz_ldap",
 ]
 
 

@@ -51,10 +51,17 @@ def test_providers_documented():
         assert "cert-%s" % row in providers, row
 
 
+def _named_rows(text, macro):
+    """The quoted names of the rows of an X-macro list."""
+    body = re.search(r"#define %s\(X\)((?:.*\\\n)*.*\n)" % macro, text)
+    assert body, macro
+    return re.findall(r'X\(\w+, "([a-z-]+)"', body.group(1))
+
+
 def test_reasons_and_counters_documented():
     priv = GLUE["mod_certauthz_private.h"]
-    reasons = re.findall(r'X\(\w+, "([a-z-]+)", \w+\)', priv)
-    counters = re.findall(r'X\(\w+, "([a-z-]+)"\)', priv)
+    reasons = _named_rows(priv, "CZ_REASONS")
+    counters = _named_rows(priv, "CZ_COUNTERS")
     assert "unusable-rule" in reasons and "rule-mismatch" in counters
     audit = REF.split("## Audit lines")[1].split("\n## ")[0]
     row = re.search(r"^\| `reason` \|(.*)$", audit, re.M).group(1)
@@ -62,6 +69,10 @@ def test_reasons_and_counters_documented():
     status = REF.split("## server-status")[1].split("\n## ")[0]
     for c in counters:
         assert "CertAuthzDecisions-%s:" % c in status, c
+    dircnt = _named_rows(priv, "CZ_DIR_COUNTERS")
+    assert "lookups" in dircnt, dircnt
+    for c in dircnt:
+        assert "CertAuthzLDAP-%s:" % c in status, c
 
 
 def test_log_tags_documented():

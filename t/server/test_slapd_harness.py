@@ -19,7 +19,7 @@ def pki(tmp_path_factory):
     d = tmp_path_factory.mktemp("slapd-pki")
     ca = H.mkcert(d / "ldap_ca", "--ca", "--subject", "/CN=Directory Test CA")
     srv = H.mkcert(d / "ldap_srv", "--issuer", ca.prefix, "--subject",
-                   "/CN=127.0.0.1", "--san", "ip:127.0.0.1", "--server")
+                   "/CN=127.0.0.1", "--san", "ip:127.0.0.1")
     return ca, srv
 
 
@@ -31,7 +31,7 @@ def slapd(pki):
         S.person("dave", ["admins", "staff"], mail="dave@example.com",
                  userPrincipalName="dave@corp.example"),
         S.person("eve", mail="eve@example.com",
-                 extra={"userCertificate;binary": srv.der}),
+                 extra={"userCertificate": srv.der}),
         S.group("admins", ["dave"]),
         S.group("staff", ["dave"]),
     ])
@@ -62,9 +62,9 @@ def test_ldaps_with_the_test_ca(slapd, pki):
 def test_binary_certificate_attribute_loaded(slapd, pki):
     _, srv = pki
     rc, out, err = slapd.search(S.SUFFIX, "(uid=eve)",
-                                "userCertificate;binary")
+                                "userCertificate")
     assert rc == 0, err
-    b64 = "".join(line.strip() for line in out.split("userCertificate;binary::",
+    b64 = "".join(line.strip() for line in out.split("userCertificate::",
                                                     1)[1].splitlines()
                   if line.startswith((" ", "M")) or ":" not in line)
     import base64
@@ -87,3 +87,20 @@ def test_killed_server_refuses_connections(pki, tmp_path):
         assert rc != 0 and "Can't contact LDAP server" in err, err
     finally:
         s.cleanup()
+
+
+def test_certificate_octets_filter_finds_the_entry(slapd, pki):
+    """{cert_der} puts the DER in the filter as \\HH octets (RFC 4515):
+    slapd must match userCertificate on the whole certificate."""
+    _, srv = pki
+    octets = "".join("\\%02x" % b for b in srv.der)
+    rc, out, err = slapd.search(S.SUFFIX,
+                                "(userCertificate=%s)" % octets, "uid")
+    assert rc == 0, err
+    assert "uid: eve" in out
+    other = bytearray(srv.der)
+    other[-1] ^= 1
+    octets = "".join("\\%02x" % b for b in other)
+    rc, out, err = slapd.search(S.SUFFIX,
+                                "(userCertificate=%s)" % octets, "uid")
+    assert "uid: eve" not in out

@@ -264,6 +264,12 @@ static void test_identity(void)
                    && n == 2 && !strcmp(g[0], "cn=admins,dc=example")
                    && !strcmp(g[1], "cn=ops,dc=example"),
                "as dn: groups kept whole");
+            {
+                certauthz_identity_t id = {CERTAUTHZ_MAPPED, NULL, u, n, g};
+                is_str(certauthz_identity_groups(&id, pool),
+                       "cn=admins,dc=example; cn=ops,dc=example",
+                       "DNs in CERTAUTHZ_GROUPS are joined with \"; \"");
+            }
         }
         else if (t[i].want)
             is_str(got, t[i].want, "identity of %s / %s",
@@ -303,6 +309,8 @@ static void test_cache(void)
            && out.found && !strcmp(out.user, "dave") && out.ngroups == 2
            && !strcmp(out.groups[1], "ops"),
        "a cached identity, with its groups");
+    ok(out.expires == now + apr_time_from_sec(60),
+       "the entry's expiry comes with it (a connection keeps it as long)");
     ok(!certauthz_ldcache_get(c, "k2", now, &out, rp), "another key misses");
     ok(!certauthz_ldcache_get(c, "k1", now + apr_time_from_sec(60), &out, rp),
        "expired at its expiry time");
