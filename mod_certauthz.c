@@ -108,6 +108,10 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_note_auth_failure(cz_note_auth_failure, NULL, NULL,
                               APR_HOOK_MIDDLE);
     ap_hook_fixups(cz_fixups, NULL, NULL, APR_HOOK_MIDDLE);
+    /* before any other module reads the request's headers */
+    ap_hook_post_read_request(cz_forward_post_read, NULL, NULL,
+                              APR_HOOK_REALLY_FIRST);
+    ap_hook_fixups(cz_forward_fixups, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ap, status_hook, cz_status_hook, NULL, NULL,
                       APR_HOOK_MIDDLE);
 }

@@ -42,6 +42,8 @@ void *cz_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     d->setenv = add->setenv != CZ_UNSET ? add->setenv : base->setenv;
     d->audit = add->audit != CZ_UNSET ? add->audit : base->audit;
     d->ldap = cz_ldap_merge(p, base->ldap, add->ldap);
+    d->forward = add->forward ? add->forward : base->forward;
+    d->shadow = add->shadow ? add->shadow : base->shadow;
     return d;
 }
 
@@ -60,6 +62,11 @@ void *cz_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     c->reload_interval = add->reload_interval != CZ_UNSET
                              ? add->reload_interval
                              : base->reload_interval;
+    /* a virtual host removes the main server's names and its own */
+    if (base->strip && add->strip)
+        c->strip = apr_array_append(p, base->strip, add->strip);
+    else
+        c->strip = add->strip ? add->strip : base->strip;
     return c;
 }
 
@@ -101,12 +108,13 @@ static const char *set_map_file(cmd_parms *cmd, void *dcfg, const char *arg)
     const char *path = ap_server_root_relative(cmd->pool, arg);
 
     if (!path)
-        return apr_pstrcat(cmd->pool, "CertAuthzMapFile: invalid path '", arg,
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": invalid path '", arg,
                            "'", NULL);
     /* the interval counts for a file first named in an .htaccess file; for
-     * the configuration's own files post_config sets it */
-    return cz_map_get(&d->map, &cz_source_file, path, cmd->server,
-                      cz_server_interval(cmd->server), cmd->pool);
+     * the configuration's own files post_config sets it.  cmd->info set:
+     * CertAuthzShadowMapFile, the same kind of map, another use. */
+    return cz_map_get(cmd->info ? &d->shadow : &d->map, &cz_source_file, path,
+                      cmd->server, cz_server_interval(cmd->server), cmd->pool);
 }
 
 static const char *set_reload_interval(cmd_parms *cmd, void *dcfg,
@@ -191,6 +199,15 @@ const command_rec cz_cmds[] = {
                  "export CERTAUTHZ_* variables to the request environment"),
     AP_INIT_TAKE1("CertAuthzAudit", set_audit, NULL, RSRC_CONF | ACCESS_CONF,
                   "log decisions: Off, Deny or All"),
+    AP_INIT_TAKE1("CertAuthzShadowMapFile", set_map_file, "shadow",
+                  RSRC_CONF | ACCESS_CONF,
+                  "a candidate map compared with every decision here, "
+                  "never changing it (disagreements: CERTAUTHZ0110)"),
+    AP_INIT_ITERATE("CertAuthzForward", cz_forward_set, NULL,
+                    RSRC_CONF | ACCESS_CONF,
+                    "request headers for a backend: Client-Cert, "
+                    "Client-Cert-Chain, X-Forwarded-Client-Cert[=FIELD,...], "
+                    "User[=NAME], Groups[=NAME], or Off"),
     AP_INIT_TAKE123("CertAuthzLDAP", cz_ldap_set_search, NULL,
                     RSRC_CONF | ACCESS_CONF,
                     "directory for certificates no map rule maps: URL "

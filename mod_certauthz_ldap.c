@@ -23,8 +23,6 @@
 #include "http_ssl.h"
 #include "util_ldap.h"
 
-#include <openssl/x509.h>
-
 #include "certauthz_ldap.h"
 #include "mod_certauthz_private.h"
 
@@ -317,29 +315,6 @@ static void answered(request_rec *r, cz_ldap_search_t *s)
 
 /* ---- a lookup ------------------------------------------------------------ */
 
-/* The client certificate's DER, from p, or NULL. */
-static const unsigned char *client_der(request_rec *r, apr_size_t *len)
-{
-    const char *pem = ap_ssl_var_lookup(r->pool, r->server, r->connection, r,
-                                        "SSL_CLIENT_CERT");
-    unsigned char *der = NULL, *q;
-    X509 *x;
-    int n;
-
-    if (!pem || !*pem
-        || certauthz_x509_read(&x, pem, strlen(pem)) != APR_SUCCESS)
-        return NULL;
-    n = i2d_X509(x, NULL);
-    if (n > 0) {
-        der = q = apr_palloc(r->pool, (apr_size_t)n);
-        if (i2d_X509(x, &q) != n)
-            der = NULL;
-        *len = (apr_size_t)n;
-    }
-    X509_free(x);
-    return der;
-}
-
 static void count_result(cz_dir_e e)
 {
     cz_count_dir(e == CZ_DIR_FOUND       ? CZ_DIRCNT_FOUND
@@ -480,7 +455,10 @@ cz_dir_e cz_ldap_lookup(request_rec *r, const cz_ldap_conf_t *l,
         return CZ_DIR_ERROR; /* cannot happen: the directive checked */
     }
     if (s->wants_der)
-        der = client_der(r, &der_len);
+        der = cz_pem_der(r->pool,
+                         ap_ssl_var_lookup(r->pool, r->server, r->connection, r,
+                                           "SSL_CLIENT_CERT"),
+                         &der_len);
     filter =
         certauthz_ldap_filter(s->tmpl, facts, der, der_len, &missing, r->pool);
     if (!filter) {

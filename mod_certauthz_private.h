@@ -15,6 +15,8 @@
  *                                map per server
  *   mod_certauthz_ldap.c         directory-backed identities through
  *                                mod_ldap
+ *   mod_certauthz_forward.c      the identity to backends (CertAuthzForward)
+ *   mod_certauthz_shadow.c       shadow maps (CertAuthzShadowMapFile)
  *   mod_certauthz_request.c      connection cache, the per-request decision
  *   mod_certauthz_authz.c        Require providers, AuthType Certificate,
  *                                environment
@@ -60,6 +62,7 @@ APLOG_USE_MODULE(certauthz);
  */
 typedef struct cz_map_t cz_map_t;
 typedef struct cz_ldap_conf_t cz_ldap_conf_t;
+typedef struct cz_forward_t cz_forward_t;
 
 enum { CZ_AUDIT_OFF = 0, CZ_AUDIT_DENY, CZ_AUDIT_ALL };
 #define CZ_UNMAPPED_DENY CERTAUTHZ_NTYPES
@@ -68,20 +71,26 @@ enum { CZ_AUDIT_OFF = 0, CZ_AUDIT_DENY, CZ_AUDIT_ALL };
  * the base of every merge).  Every setting: an unset value, merged child
  * over parent (scope goes with map). */
 typedef struct {
-    cz_map_t *map;        /* NULL: unset */
-    int unmapped;         /* CZ_UNSET, CZ_UNMAPPED_DENY, or the fact type
+    cz_map_t *map;               /* NULL: unset */
+    int unmapped;                /* CZ_UNSET, CZ_UNMAPPED_DENY, or the fact type
                           (certauthz_type_e) that names the user of an
                           unmapped certificate */
-    int setenv;           /* CZ_UNSET, 0, 1 */
-    int audit;            /* CZ_UNSET or CZ_AUDIT_* */
-    const char *scope;    /* section the map was set in, for messages */
-    cz_ldap_conf_t *ldap; /* the CertAuthzLDAP* settings (NULL: none at
+    int setenv;                  /* CZ_UNSET, 0, 1 */
+    int audit;                   /* CZ_UNSET or CZ_AUDIT_* */
+    const char *scope;           /* section the map was set in, for messages */
+    cz_ldap_conf_t *ldap;        /* the CertAuthzLDAP* settings (NULL: none at
                              this level; merged field by field) */
+    cz_map_t *shadow;            /* CertAuthzShadowMapFile (NULL: unset) */
+    const cz_forward_t *forward; /* CertAuthzForward (NULL: unset) */
+    const void *forward_directive; /* the line it was read from */
 } cz_dir_conf_t;
 
 /* Per-server, merged vhost over main server. */
 typedef struct {
     int reload_interval; /* seconds; CZ_UNSET = default */
+    /* every header a CertAuthzForward of this server (or of the main
+     * server) sets anywhere: removed from every request it reads */
+    apr_array_header_t *strip;
 } cz_srv_conf_t;
 
 #define CZ_DEFAULT_RELOAD_INTERVAL 10
@@ -395,6 +404,29 @@ int cz_ldap_check_config(server_rec *s);
 void cz_ldap_post_config(void);
 void cz_ldap_child_init(apr_pool_t *pchild);
 
+/* ==== mod_certauthz_forward.c =========================================
+ * Owns CertAuthzForward's settings (read-only once read) and the headers
+ * it sets for a backend; stateless on the request path.
+ */
+/* ITERATE: one word of a CertAuthzForward line */
+const char *cz_forward_set(cmd_parms *cmd, void *dcfg, const char *word);
+/* post_read_request: remove what the client sent under this server's
+ * forwarded names */
+int cz_forward_post_read(request_rec *r);
+/* fixups: remove again (the scope's names) and set the values */
+int cz_forward_fixups(request_rec *r);
+
+/* ==== mod_certauthz_shadow.c ==========================================
+ * Compares a request's identity with the one CertAuthzShadowMapFile's
+ * candidate map gives (one version per request, given back with its
+ * pool); stateless otherwise.
+ */
+struct cz_req_s;
+/* After the decision (verified certificates only): count, and log a
+ * disagreement (CERTAUTHZ0110). */
+void cz_shadow_compare(request_rec *r, const cz_dir_conf_t *d,
+                       const struct cz_req_s *st);
+
 /* ==== mod_certauthz_request.c =========================================
  * Owns the per-connection certificate cache (on the connection that
  * carries TLS: for HTTP/2 the primary one, c->master; under its mutex,
@@ -411,7 +443,7 @@ typedef enum {
 
 /* What one request learned, shared by the providers, the authn hook and
  * fixups of that request: one version of the map for all of them. */
-typedef struct {
+typedef struct cz_req_s {
     cz_cert_state_e state;
     const char *verify;
     const certauthz_facts_t *facts;
@@ -428,6 +460,10 @@ int cz_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy);
 /* The request's decision under d's map (computed once per map). */
 cz_req_t *cz_decide(request_rec *r, const cz_dir_conf_t *d);
 conn_rec *cz_tls_conn(conn_rec *c);
+/* The DER of a PEM certificate (mod_ssl's SSL_CLIENT_CERT and
+ * SSL_CLIENT_CERT_CHAIN_n), from p, or NULL. */
+const unsigned char *cz_pem_der(apr_pool_t *p, const char *pem,
+                                apr_size_t *len);
 /* The first value of a fact, or "-". */
 const char *cz_fact(const cz_req_t *st, certauthz_type_e t);
 /* FILE:LINE of the rule that decided, "ldap:URL" when the directory was
@@ -501,6 +537,21 @@ void cz_audit(request_rec *r, const cz_dir_conf_t *d, const cz_req_t *st,
 typedef enum { CZ_DIR_COUNTERS(CZ_DIRCNT_) CZ_NDIRCNT } cz_dircnt_e;
 #undef CZ_DIRCNT_
 void cz_count_dir(cz_dircnt_e which, apr_uint64_t n);
+
+/* The shadow map's comparisons (server-status CertAuthzShadow-name),
+ * once: X(ID, name, kind); kind is what a CERTAUTHZ0110 line's shadow=
+ * says.  The rows follow certauthz_diff_e (SAME, OUTCOME, USER, GROUPS). */
+#define CZ_SHADOW_COUNTERS(X)                                                  \
+    X(AGREE, "agree", "agree")                                                 \
+    X(OUTCOME, "disagree-outcome", "outcome")                                  \
+    X(USER, "disagree-user", "user")                                           \
+    X(GROUPS, "disagree-groups", "groups")
+
+#define CZ_SHCNT_(id, name, kind) CZ_SHCNT_##id,
+typedef enum { CZ_SHADOW_COUNTERS(CZ_SHCNT_) CZ_NSHCNT } cz_shcnt_e;
+#undef CZ_SHCNT_
+void cz_count_shadow(cz_shcnt_e which);
+const char *cz_shadow_kind_name(cz_shcnt_e which);
 
 void cz_status_post_config(apr_pool_t *pconf);
 int cz_status_hook(request_rec *r, int flags);

@@ -229,6 +229,26 @@ static const certauthz_facts_t *cached_facts(request_rec *r, conn_cache_t *cc,
     return facts;
 }
 
+const unsigned char *cz_pem_der(apr_pool_t *p, const char *pem, apr_size_t *len)
+{
+    unsigned char *der = NULL, *q;
+    X509 *x;
+    int n;
+
+    if (!pem || !*pem
+        || certauthz_x509_read(&x, pem, strlen(pem)) != APR_SUCCESS)
+        return NULL;
+    n = i2d_X509(x, NULL);
+    if (n > 0) {
+        der = q = apr_palloc(p, (apr_size_t)n);
+        if (i2d_X509(x, &q) != n)
+            der = NULL;
+        *len = (apr_size_t)n;
+    }
+    X509_free(x);
+    return der;
+}
+
 /* Facts without the cache: parse the PEM mod_ssl exports. */
 static const certauthz_facts_t *uncached_facts(request_rec *r)
 {
@@ -386,6 +406,8 @@ cz_req_t *cz_decide(request_rec *r, const cz_dir_conf_t *d)
      * but could not give an identity is an answer too (SPEC §7) */
     if (st->ldap && st->id.outcome == CERTAUTHZ_UNMAPPED && !st->id.rule)
         ask_directory(r, cc && cc->lock ? cc : NULL, st);
+    if (d->shadow)
+        cz_shadow_compare(r, d, st);
     return st;
 }
 

@@ -39,9 +39,17 @@ static const unsigned char reason_counter[CZ_NREASONS] = {CZ_REASONS(COUNTER_)};
 static const char *const dircnt_names[CZ_NDIRCNT] = {CZ_DIR_COUNTERS(NAME_)};
 #undef NAME_
 
+#define NAME_(id, name, kind) name,
+static const char *const shcnt_names[CZ_NSHCNT] = {CZ_SHADOW_COUNTERS(NAME_)};
+#undef NAME_
+#define KIND_(id, name, kind) kind,
+static const char *const shcnt_kinds[CZ_NSHCNT] = {CZ_SHADOW_COUNTERS(KIND_)};
+#undef KIND_
+
 typedef struct {
     volatile apr_uint64_t n[CNT_N];
     volatile apr_uint64_t dir[CZ_NDIRCNT];
+    volatile apr_uint64_t shadow[CZ_NSHCNT];
 } counters_t;
 
 static counters_t *counters;
@@ -144,6 +152,22 @@ void cz_count_dir(cz_dircnt_e which, apr_uint64_t n)
 static apr_uint64_t dircnt(int i)
 {
     return counters ? apr_atomic_add64(&counters->dir[i], 0) : 0;
+}
+
+void cz_count_shadow(cz_shcnt_e which)
+{
+    if (counters && (unsigned)which < CZ_NSHCNT)
+        apr_atomic_inc64(&counters->shadow[which]);
+}
+
+const char *cz_shadow_kind_name(cz_shcnt_e which)
+{
+    return (unsigned)which < CZ_NSHCNT ? shcnt_kinds[which] : "?";
+}
+
+static apr_uint64_t shcnt(int i)
+{
+    return counters ? apr_atomic_add64(&counters->shadow[i], 0) : 0;
 }
 
 static apr_uint64_t decisions(int i)
@@ -257,6 +281,9 @@ int cz_status_hook(request_rec *r, int flags)
         for (int i = 0; i < CZ_NDIRCNT; i++)
             ap_rprintf(r, "CertAuthzLDAP-%s: %" APR_UINT64_T_FMT "\n",
                        dircnt_names[i], dircnt(i));
+        for (int i = 0; i < CZ_NSHCNT; i++)
+            ap_rprintf(r, "CertAuthzShadow-%s: %" APR_UINT64_T_FMT "\n",
+                       shcnt_names[i], shcnt(i));
     }
     else {
         ap_rputs("<hr />\n<h2>mod_certauthz " CERTAUTHZ_VERSION "</h2>\n"
@@ -278,6 +305,12 @@ int cz_status_hook(request_rec *r, int flags)
                       r->pool, "%" APR_UINT64_T_FMT " us",
                       dircnt(CZ_DIRCNT_USEC) / dircnt(CZ_DIRCNT_LOOKUPS))
                                             : "-");
+        ap_rputs("</tr>\n</table>\n<p>Shadow maps (CertAuthzShadowMapFile: "
+                 "the candidate's identity compared with the decision's; "
+                 "each disagreement is a CERTAUTHZ0110 line):</p>\n"
+                 "<table border=\"1\"><tr>",
+                 r);
+        html_rows(r, shcnt_names, CZ_NSHCNT, shcnt, NULL, NULL);
         ap_rprintf(r,
                    "</tr>\n</table>\n<p>Map files as process %" APR_PID_T_FMT
                    " sees them:</p>\n"

@@ -66,7 +66,7 @@ USER = "bench-user"
 
 ALL_VARIANTS = ["base", "certauthz", "expr", "fba1k", "fba100k"]
 # diagnostic variants, only when named in --variants
-EXTRA_VARIANTS = ["certauthz-granted", "certauthz-noenv"]
+EXTRA_VARIANTS = ["certauthz-granted", "certauthz-noenv", "certauthz-shadow"]
 
 # the password mod_ssl's FakeBasicAuth sends is the literal "password";
 # these are hashes of it in the htpasswd formats mod_authn_file accepts
@@ -611,17 +611,25 @@ def variant_setup(args, srv, certs, variants):
         if v == "base":
             srv.add_location("/base/", "Require all granted")
             out[v] = (url, [])
-        elif v in ("certauthz-granted", "certauthz-noenv"):
+        elif v in ("certauthz-granted", "certauthz-noenv",
+                   "certauthz-shadow"):
             # diagnostic variants (not run by default), after "certauthz"
             # in --variants: where the cost of /certauthz/ goes.
             #   certauthz-granted: the map in scope, Require all granted
             #     (the module's access and fixups hooks, no provider);
-            #   certauthz-noenv: /certauthz/ with CertAuthzSetEnv Off
+            #   certauthz-noenv: /certauthz/ with CertAuthzSetEnv Off;
+            #   certauthz-shadow: /certauthz/ with a shadow map (a copy of
+            #     the map: every request compared, every one agrees)
             if not (root / "big.map").exists():
                 die("--variants: put certauthz before %s" % v)
             body = 'CertAuthzMapFile "%s"\n' % (root / "big.map")
             if v == "certauthz-granted":
                 body += "Require all granted"
+                out[v] = (url, ["X-Certauthz-User: " + USER])
+            elif v == "certauthz-shadow":
+                shutil.copy(root / "big.map", root / "shadow.map")
+                body += ('CertAuthzShadowMapFile "%s"\nRequire cert-group %s'
+                         % (root / "shadow.map", GROUP))
                 out[v] = (url, ["X-Certauthz-User: " + USER])
             else:
                 body += "CertAuthzSetEnv Off\nRequire cert-group %s" % GROUP

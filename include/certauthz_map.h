@@ -156,6 +156,20 @@ unsigned certauthz_map_find_exact(const certauthz_map_t *map,
                                   certauthz_type_e type, const char *key,
                                   apr_size_t len);
 
+/* How two identities of one certificate differ (shadow maps, certauthz
+ * diff): outcome (mapped, unmapped, denied), else the user of two mapped
+ * ones, else their groups (in order); two unmapped or two denied ones are
+ * the same whatever their rules. */
+typedef enum {
+    CERTAUTHZ_SAME = 0,
+    CERTAUTHZ_DIFF_OUTCOME,
+    CERTAUTHZ_DIFF_USER,
+    CERTAUTHZ_DIFF_GROUPS
+} certauthz_diff_e;
+
+certauthz_diff_e certauthz_identity_compare(const certauthz_identity_t *a,
+                                            const certauthz_identity_t *b);
+
 /* Groups joined with ',' (empty string when none); when a group holds a
  * ',' (a directory's group DNs, CertAuthzLDAPGroups ATTR dn) with "; ",
  * as mod_ldap joins values (DNs escape ';' as RFC 4514 says). */

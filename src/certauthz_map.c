@@ -1408,6 +1408,23 @@ int certauthz_rule_groups(const certauthz_map_t *m, const certauthz_rule_t *r,
     return n;
 }
 
+certauthz_diff_e certauthz_identity_compare(const certauthz_identity_t *a,
+                                            const certauthz_identity_t *b)
+{
+    if (a->outcome != b->outcome)
+        return CERTAUTHZ_DIFF_OUTCOME;
+    if (a->outcome != CERTAUTHZ_MAPPED)
+        return CERTAUTHZ_SAME;
+    if (strcmp(a->user, b->user))
+        return CERTAUTHZ_DIFF_USER;
+    if (a->ngroups != b->ngroups)
+        return CERTAUTHZ_DIFF_GROUPS;
+    for (int i = 0; i < a->ngroups; i++)
+        if (strcmp(a->groups[i], b->groups[i]))
+            return CERTAUTHZ_DIFF_GROUPS;
+    return CERTAUTHZ_SAME;
+}
+
 const char *certauthz_identity_groups(const certauthz_identity_t *id,
                                       apr_pool_t *p)
 {

@@ -11,10 +11,13 @@
  *   certauthz explain [--json] MAP CERT
  *       exit 0 mapped, 3 denied by a deny rule, 4 unmapped, 1 bad map or
  *       certificate, 2 usage
+ *   certauthz diff [--json] MAP-A MAP-B CERT|DIRECTORY...
+ *       exit 0 no certificate changes identity, 3 some do, 1 a bad map or
+ *       certificate, 2 usage
  *   certauthz compile MAP [OUT]
  *       write MAP's compiled image to OUT (default MAP.img); exit 0 written,
  *       1 map errors or the image cannot be written, 2 usage
- *   certauthz help [check|explain|compile], certauthz --help, --version
+ *   certauthz help [check|explain|diff|compile], certauthz --help, --version
  *
  * JSON output (--json): one document on standard output, UTF-8, pretty
  * printed; nothing on standard error (exit 2, usage, prints no JSON).
@@ -112,6 +115,19 @@
  *            "user": STRING|null, "groups": [STRING]|null }
  *                                  user, groups as written (may hold $N);
  *                                  null for deny rules
+ *
+ * diff:
+ *   { "tool": "certauthz", "version": STRING, "command": "diff",
+ *     "map_a": STRING, "map_b": STRING,
+ *     "certificates": [ {          each certificate read, in order
+ *       "path": STRING,
+ *       "change": "same" | "outcome" | "user" | "groups",
+ *       "a": ID, "b": ID } ],     its identity under each map
+ *     "counts": { "same": INT, "outcome": INT, "user": INT, "groups": INT },
+ *     "ok": BOOL,                  false: a bad map or certificate (exit 1)
+ *     "errors": [ { "file": STRING, "line": INT|null, "reason": STRING } ] }
+ *   ID = { "outcome": "mapped" | "denied" | "unmapped",
+ *          "user": STRING|null, "groups": [STRING]|null, "rule": RULE|null }
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,7 +161,8 @@ enum {
     EXIT_USAGE = 2,
     EXIT_DENIED = 3,
     EXIT_UNMAPPED = 4,
-    EXIT_WARNINGS = 5
+    EXIT_WARNINGS = 5,
+    EXIT_CHANGES = 3 /* diff: a certificate changes identity */
 };
 
 /* ---- help ---------------------------------------------------------------- */
@@ -153,8 +170,9 @@ enum {
 static const char HELP_USAGE[] =
     "usage: certauthz check [--json] [--strict] [--ca FILE]... MAP...\n"
     "       certauthz explain [--json] MAP CERT\n"
+    "       certauthz diff [--json] MAP-A MAP-B CERT|DIRECTORY...\n"
     "       certauthz compile MAP [OUT]\n"
-    "       certauthz help [check|explain|compile]\n"
+    "       certauthz help [check|explain|diff|compile]\n"
     "       certauthz --help | --version\n";
 
 static const char HELP_INTRO[] =
@@ -241,6 +259,20 @@ static const char HELP_EXPLAIN[] =
     "  Exit status: 0 mapped; 3 denied by a deny rule; 4 unmapped; 1 bad map\n"
     "  or unreadable certificate; 2 usage.\n";
 
+static const char HELP_DIFF[] =
+    "\n"
+    "certauthz diff [--json] MAP-A MAP-B CERT|DIRECTORY...\n"
+    "  Who changes identity between two maps: each certificate (a file, or\n"
+    "  the *.pem, *.crt, *.cer and *.der files of a directory, by name) is\n"
+    "  resolved against both maps and printed with what changes -- same,\n"
+    "  outcome (mapped, unmapped, denied), user, or groups -- and both\n"
+    "  identities with the rules (FILE:LINE) that give them; then the\n"
+    "  counts.  The same comparison as CertAuthzShadowMapFile, offline.\n"
+    "  Like explain, it does not verify the certificates.\n"
+    "  --json      one JSON document on standard output instead.\n"
+    "  Exit status: 0 no certificate changes; 3 some change; 1 a bad map or\n"
+    "  an unreadable certificate; 2 usage.\n";
+
 static const char HELP_JSON[] =
     "\n"
     "JSON (--json): one document on standard output; strings escaped as\n"
@@ -280,6 +312,12 @@ static const char HELP_JSON[] =
     "              unusable:null|\"substitution\"|\"regex-gave-up\",\n"
     "              rule:RULE|null, user|null, groups:[..]|null},\n"
     "            matches:[RULE + {decision: true for the deciding rule}]}\n"
+    "  diff:    {tool, version, command:\"diff\", map_a, map_b,\n"
+    "            certificates:[{path, change:\"same\"|\"outcome\"|\"user\"\n"
+    "              |\"groups\", a:ID, b:ID}],\n"
+    "            counts:{same, outcome, user, groups}, ok,\n"
+    "            errors:[{file, line|null, reason}]}\n"
+    "    ID = {outcome, user|null, groups:[..]|null, rule:RULE|null}\n"
     "    RULE = {file, line, selector, deny, issuer|null, user|null,\n"
     "            groups:[..]|null}  (user and groups as written, with $N)\n";
 
@@ -300,6 +338,8 @@ static const char HELP_EXIT[] =
     "  check       valid   map errors    usage                    --strict\n"
     "                                                             warnings\n"
     "  explain     mapped  bad map/cert  usage  denied  unmapped\n"
+    "  diff        none    bad map/cert  usage  some\n"
+    "              change                       change\n"
     "  compile     written map errors,   usage\n"
     "                      not written\n"
     "\n"
@@ -312,6 +352,7 @@ static void help(FILE *out, const char *topic)
         fputs(HELP_INTRO, out);
         fputs(HELP_CHECK, out);
         fputs(HELP_EXPLAIN, out);
+        fputs(HELP_DIFF, out);
         fputs(HELP_COMPILE, out);
         fputs(HELP_JSON, out);
         fputs(HELP_EXIT, out);
@@ -322,6 +363,10 @@ static void help(FILE *out, const char *topic)
     }
     else if (!strcmp(topic, "explain")) {
         fputs(HELP_EXPLAIN, out);
+        fputs(HELP_JSON, out);
+    }
+    else if (!strcmp(topic, "diff")) {
+        fputs(HELP_DIFF, out);
         fputs(HELP_JSON, out);
     }
     else if (!strcmp(topic, "compile")) {
@@ -1455,6 +1500,205 @@ static int cmd_explain(int argc, char **argv, apr_pool_t *p)
     return status;
 }
 
+/* ---- diff ---------------------------------------------------------------- */
+
+static const char *const diff_names[] = {"same", "outcome", "user", "groups"};
+
+static const char *outcome_word(certauthz_outcome_e o)
+{
+    return o == CERTAUTHZ_MAPPED   ? "mapped"
+           : o == CERTAUTHZ_DENIED ? "denied"
+                                   : "unmapped";
+}
+
+/* "mapped bob [staff,admins] (FILE:LINE)" */
+static const char *identity_text(const certauthz_map_t *map,
+                                 const certauthz_identity_t *id, apr_pool_t *p)
+{
+    const char *s = outcome_word(id->outcome);
+    if (id->outcome == CERTAUTHZ_MAPPED)
+        s = apr_pstrcat(p, s, " ", show(id->user, 1, p), " [",
+                        show(certauthz_identity_groups(id, p), 1, p), "]",
+                        NULL);
+    if (id->rule)
+        s = apr_pstrcat(p, s, " (",
+                        show(certauthz_rule_where(map, id->rule, p), 1, p), ")",
+                        NULL);
+    return s;
+}
+
+static void json_identity(jw_t *j, const char *key, const certauthz_map_t *map,
+                          const certauthz_identity_t *id, apr_pool_t *p)
+{
+    jw_open(j, key, '{');
+    jw_str(j, "outcome", outcome_word(id->outcome));
+    if (id->outcome == CERTAUTHZ_MAPPED) {
+        jw_str(j, "user", id->user);
+        jw_open(j, "groups", '[');
+        for (int g = 0; g < id->ngroups; g++)
+            jw_str(j, NULL, id->groups[g]);
+        jw_close(j, ']');
+    }
+    else {
+        jw_null(j, "user");
+        jw_null(j, "groups");
+    }
+    if (id->rule)
+        json_rule(j, "rule", map, id->rule, 0, 0, p);
+    else
+        jw_null(j, "rule");
+    jw_close(j, '}');
+}
+
+static int cert_file_name(const char *name)
+{
+    static const char *const ext[] = {".pem", ".crt", ".cer", ".der"};
+    apr_size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++)
+        if (n > 4 && !strcasecmp(name + n - 4, ext[i]))
+            return 1;
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The certificate files PATH names: itself, or the *.pem, *.crt, *.cer
+ * and *.der files of a directory (not its subdirectories), by name. */
+static void cert_paths(apr_array_header_t *out, const char *path,
+                       apr_array_header_t *errs, apr_pool_t *p)
+{
+    apr_finfo_t fi;
+    apr_dir_t *dir;
+    apr_array_header_t *names;
+
+    if (apr_stat(&fi, path, APR_FINFO_TYPE, p) != APR_SUCCESS
+        || fi.filetype != APR_DIR) {
+        APR_ARRAY_PUSH(out, const char *) = path;
+        return;
+    }
+    if (apr_dir_open(&dir, path, p) != APR_SUCCESS) {
+        push_error(errs, path, 0, "cannot be read");
+        return;
+    }
+    names = apr_array_make(p, 16, sizeof(const char *));
+    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, dir)
+           == APR_SUCCESS)
+        if (fi.filetype == APR_REG && cert_file_name(fi.name))
+            APR_ARRAY_PUSH(names, const char *) = apr_pstrdup(p, fi.name);
+    apr_dir_close(dir);
+    qsort(names->elts, (size_t)names->nelts, sizeof(const char *), by_name);
+    for (int i = 0; i < names->nelts; i++)
+        APR_ARRAY_PUSH(out, const char *) =
+            apr_pstrcat(p, path, path[strlen(path) - 1] == '/' ? "" : "/",
+                        APR_ARRAY_IDX(names, i, const char *), NULL);
+}
+
+static int cmd_diff(int argc, char **argv, apr_pool_t *p)
+{
+    int json = 0, end = 0, counts[4] = {0}, bad = 0;
+    apr_array_header_t *pos = apr_array_make(p, 4, sizeof(const char *));
+    apr_array_header_t *paths = apr_array_make(p, 16, sizeof(const char *));
+    apr_array_header_t *errs = apr_array_make(p, 4, sizeof(certauthz_error_t));
+    certauthz_map_t *map[2] = {NULL, NULL};
+    const char *mapname[2];
+    int maps_ok = 1;
+    jw_t j = {stdout, 0, {0}};
+
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (end || a[0] != '-' || !a[1])
+            APR_ARRAY_PUSH(pos, const char *) = a;
+        else if (!strcmp(a, "--"))
+            end = 1;
+        else if (!strcmp(a, "--json"))
+            json = 1;
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            help(stdout, "diff");
+            return EXIT_OK;
+        }
+        else
+            return usage_error("diff: unknown option '%s'", show(a, 1, p));
+    }
+    if (pos->nelts < 3)
+        return usage_error("%s", "diff takes MAP-A, MAP-B and at least one "
+                                 "CERT or DIRECTORY");
+    for (int m = 0; m < 2; m++) {
+        apr_array_header_t *merrs = NULL;
+        mapname[m] = APR_ARRAY_IDX(pos, m, const char *);
+        if (certauthz_map_load(&map[m], mapname[m], &merrs, p) != APR_SUCCESS) {
+            maps_ok = 0;
+            if (merrs)
+                apr_array_cat(errs, merrs);
+            else
+                push_error(errs, mapname[m], 0, "cannot be loaded");
+        }
+    }
+    for (int i = 2; i < pos->nelts; i++)
+        cert_paths(paths, APR_ARRAY_IDX(pos, i, const char *), errs, p);
+
+    if (json) {
+        jw_head(&j, "diff");
+        jw_str(&j, "map_a", mapname[0]);
+        jw_str(&j, "map_b", mapname[1]);
+        jw_open(&j, "certificates", '[');
+    }
+    for (int i = 0; maps_ok && i < paths->nelts; i++) {
+        const char *path = APR_ARRAY_IDX(paths, i, const char *);
+        certauthz_identity_t id[2];
+        certauthz_diff_e d;
+        cert_t cert;
+        if (read_cert(&cert, path, errs, p) != 0) {
+            bad++;
+            continue;
+        }
+        for (int m = 0; m < 2; m++)
+            certauthz_map_resolve(&id[m], map[m], cert.f, p);
+        d = certauthz_identity_compare(&id[0], &id[1]);
+        counts[d]++;
+        if (json) {
+            jw_open(&j, NULL, '{');
+            jw_str(&j, "path", path);
+            jw_str(&j, "change", diff_names[d]);
+            json_identity(&j, "a", map[0], &id[0], p);
+            json_identity(&j, "b", map[1], &id[1], p);
+            jw_close(&j, '}');
+        }
+        else if (d == CERTAUTHZ_SAME)
+            printf("%s  same  %s\n", show(path, 1, p),
+                   identity_text(map[0], &id[0], p));
+        else
+            printf("%s  %s  %s  ->  %s\n", show(path, 1, p), diff_names[d],
+                   identity_text(map[0], &id[0], p),
+                   identity_text(map[1], &id[1], p));
+    }
+    if (json) {
+        jw_close(&j, ']');
+        jw_open(&j, "counts", '{');
+        for (int k = 0; k < 4; k++)
+            jw_int(&j, diff_names[k], counts[k]);
+        jw_close(&j, '}');
+        jw_bool(&j, "ok", maps_ok && !bad && !errs->nelts);
+        jw_errors(&j, "errors", errs);
+        jw_close(&j, '}');
+    }
+    else {
+        print_errors(errs, p);
+        if (maps_ok)
+            printf("%d certificates: %d the same, %d change (outcome %d, "
+                   "user %d, groups %d)%s\n",
+                   counts[0] + counts[1] + counts[2] + counts[3], counts[0],
+                   counts[1] + counts[2] + counts[3], counts[1], counts[2],
+                   counts[3],
+                   bad ? apr_psprintf(p, "; %d could not be read", bad) : "");
+    }
+    if (!maps_ok || bad || errs->nelts)
+        return EXIT_ERRORS;
+    return counts[1] + counts[2] + counts[3] ? EXIT_CHANGES : EXIT_OK;
+}
+
 /* ---- compile -------------------------------------------------------------- */
 
 static int cmd_compile(int argc, char **argv, apr_pool_t *p)
@@ -1527,8 +1771,10 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "help")) {
         if (argc > 3
             || (argc == 3 && strcmp(argv[2], "check")
-                && strcmp(argv[2], "explain") && strcmp(argv[2], "compile")))
-            return usage_error("%s", "help takes check, explain or compile");
+                && strcmp(argv[2], "explain") && strcmp(argv[2], "diff")
+                && strcmp(argv[2], "compile")))
+            return usage_error("%s",
+                               "help takes check, explain, diff or compile");
         help(stdout, argc == 3 ? argv[2] : NULL);
         return EXIT_OK;
     }
@@ -1542,6 +1788,8 @@ int main(int argc, char **argv)
         rc = cmd_check(argc - 2, argv + 2, p);
     else if (!strcmp(argv[1], "explain"))
         rc = cmd_explain(argc - 2, argv + 2, p);
+    else if (!strcmp(argv[1], "diff"))
+        rc = cmd_diff(argc - 2, argv + 2, p);
     else if (!strcmp(argv[1], "compile"))
         rc = cmd_compile(argc - 2, argv + 2, p);
     else

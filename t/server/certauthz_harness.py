@@ -1199,3 +1199,74 @@ def ssl_vhost(port, body="", server_name="localhost", crt=None, key=None):
 """.format(port=port, name=server_name,
            crt=crt or "conf/ssl/server.crt", key=key or "conf/ssl/server.key",
            body=textwrap.indent(textwrap.dedent(body).strip("\n"), "    "))
+
+
+class RawBackend:
+    """HTTP/1.1 on 127.0.0.1: answers every request with its head (request
+    line and header lines, as received) as the body; keeps each head."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(32)
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+        self.heads = []
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.done.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        c.settimeout(10)
+        buf = b""
+        try:
+            while b"\r\n\r\n" not in buf and len(buf) < 1 << 20:
+                data = c.recv(65536)
+                if not data:
+                    return
+                buf += data
+            head = buf.split(b"\r\n\r\n", 1)[0]
+            with self.lock:
+                self.heads.append(head)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                      b"Connection: close\r\nContent-Length: %d\r\n\r\n"
+                      % len(head) + head)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def count(self):
+        with self.lock:
+            return len(self.heads)
+
+    def close(self):
+        self.done.set()
+        self.sock.close()
+        self.thread.join(5)
+
+
+def marked_blocks(text, marker):
+    """[(kind, arg, text)] of the code blocks of a document section marked
+    `<!-- MARKER: KIND [ARG] -->`, in order; each block loses its common
+    indentation (README's walkthrough, the reference's rollout)."""
+    blocks = []
+    pat = re.compile(r"<!-- %s: (\w+)((?: [^\n>]*?)?) -->\n"
+                     r"([ \t]*)```[a-z]*\n(.*?)\n[ \t]*```" % re.escape(marker),
+                     re.S)
+    for m in pat.finditer(text):
+        indent = m.group(3)
+        lines = [l[len(indent):] if l.startswith(indent) else l
+                 for l in m.group(4).split("\n")]
+        blocks.append((m.group(1), m.group(2).strip(), "\n".join(lines)))
+    return blocks

@@ -73,6 +73,10 @@ def test_reasons_and_counters_documented():
     assert "lookups" in dircnt, dircnt
     for c in dircnt:
         assert "CertAuthzLDAP-%s:" % c in status, c
+    shcnt = _named_rows(priv, "CZ_SHADOW_COUNTERS")
+    assert "agree" in shcnt, shcnt
+    for c in shcnt:
+        assert "CertAuthzShadow-%s:" % c in status, c
 
 
 def test_log_tags_documented():

@@ -66,10 +66,15 @@ def base_url(port, attr="uid", scheme="ldap", base=PEOPLE):
 UPN = '"(userPrincipalName={upn})"'
 
 
-def locations(ldap, ldaps_port, slow_port):
+def locations(ldap, ldaps_port, slow_port, backend=1):
     """(path, body) of every test Location; ldap: the directory's port."""
     u = base_url(ldap)
     return [
+        # a directory identity forwarded and shadowed like a map's
+        ("/fwd", 'CertAuthzLDAP "%s" %s\nCertAuthzForward User Groups\n'
+         "CertAuthzShadowMapFile conf/certauthz/shadow.map\n"
+         'Require cert-mapped\nProxyPass "http://127.0.0.1:%d/fwd/"'
+         % (u, UPN, backend)),
         ("/upn", 'CertAuthzLDAP "%s" %s\nRequire cert-group admins' % (u, UPN)),
         ("/upn-authn", 'CertAuthzLDAP "%s" %s\nAuthType Certificate\n'
          "Require valid-user" % (u, UPN)),
@@ -161,6 +166,7 @@ def env(workdir, certs):
         workdir=base / "slapd")
     main.start()
     proxy = S.DelayProxy(main.port)
+    backend = H.RawBackend()
 
     ldap_map = "\n".join([
         "# directory tests: the map comes before the directory",
@@ -171,7 +177,7 @@ def env(workdir, certs):
     def config(srv):
         locs = "\n".join('<Location "/%s">\n%s\n</Location>' % (
             p.strip("/"), body) for p, body in locations(
-                main.port, main.ldaps_port, proxy.port))
+                main.port, main.ldaps_port, proxy.port, backend.port))
         return "\n".join([
             # mod_ldap: its search cache off (ours is what is tested),
             # short timeouts for the slow server, the directory CA
@@ -194,19 +200,25 @@ def env(workdir, certs):
 
     docs = [p for p, _ in locations(1, 1, 1)]
     srv = H.ExtraHttpd(base / "server", certs, config, docs=docs,
-                       files={"conf/certauthz/ldap.map": ldap_map},
+                       files={"conf/certauthz/ldap.map": ldap_map,
+                              "conf/certauthz/shadow.map":
+                              "# candidate: dave by UPN, other groups\n"
+                              "upn:dave@corp.example  dave  admins\n"},
                        modules=H.EXTRA_MODULES + ["ldap", "authnz_ldap",
-                                                  "status"])
+                                                  "status", "proxy",
+                                                  "proxy_http"])
     srv.setup()
     try:
         srv.start()
     except Exception:
+        backend.close()
         proxy.close()
         main.cleanup()
         other.cleanup()
         raise
     yield srv, clients, main, proxy
     stopped = srv.stop()
+    backend.close()
     proxy.close()
     main.cleanup()
     other.cleanup()
@@ -391,6 +403,21 @@ def test_authnz_ldap_group_under_authtype_certificate(env):
     # erin is in the directory, not in admins
     r = get(env, "/authnz/", "erin")
     assert r.status == 403, r
+
+
+def test_forwarded_and_shadowed_like_a_map_identity(env):
+    srv = env[0]
+    r = get(env, "/fwd/x", "dave", headers={"X_Remote_User": "root"})
+    assert r.status == 200, (r, srv.error_log_tail())
+    lines = r.body.decode("latin-1").split("\r\n")[1:]
+    assert "X-Remote-User: dave" in lines, lines
+    assert "X-Remote-Groups: admins,staff" in lines, lines
+    assert not [l for l in lines if l.lower().startswith("x_remote")], lines
+    sh = [l for l in srv.log_lines(r.test_id) if "CERTAUTHZ0110" in l]
+    assert len(sh) == 1, srv.log_lines(r.test_id)
+    assert 'shadow="groups"' in sh[0] and 'user="dave"' in sh[0], sh
+    assert 'rule="ldap:%s"' % base_url(env[2].port) in sh[0], sh
+    assert 'shadow_groups="admins"' in sh[0] and "shadow.map:2" in sh[0], sh
 
 
 # ---- faults ---------------------------------------------------------------

@@ -1054,7 +1054,11 @@ def test_explain_bad_map(tool_dir, certs):
      "explain: unknown option '--strict'"),
     (["explain", "--ca", "{m}", "{m}", "{m}"],
      "explain: unknown option '--ca'"),
-    (["help", "bogus"], "help takes check, explain or compile"),
+    (["help", "bogus"], "help takes check, explain, diff or compile"),
+    (["diff", "{m}", "{m}"], "diff takes MAP-A, MAP-B and at least one CERT"
+     " or DIRECTORY"),
+    (["diff", "--strict", "{m}", "{m}", "{m}"],
+     "diff: unknown option '--strict'"),
     (["compile"], "compile needs a MAP"),
     (["compile", "{m}", "{m}.img", "{m}"], "compile takes one MAP and one OUT"),
     (["compile", "--json", "{m}"], "compile: unknown option '--json'"),
@@ -1074,8 +1078,9 @@ def test_help(tool_dir):
     assert full.startswith(
         "usage: certauthz check [--json] [--strict] [--ca FILE]... MAP...\n"
         "       certauthz explain [--json] MAP CERT\n"
+        "       certauthz diff [--json] MAP-A MAP-B CERT|DIRECTORY...\n"
         "       certauthz compile MAP [OUT]\n"
-        "       certauthz help [check|explain|compile]\n"
+        "       certauthz help [check|explain|diff|compile]\n"
         "       certauthz --help | --version\n")
     for s in ("unanchored regex", "shadowed", "issuer without CA",
               "--ca FILE", "--strict", "--json", "JSON (--json)",
@@ -1207,3 +1212,88 @@ def test_compile_refuses_a_bad_map_and_writes_nothing(tool_dir):
                      tool_dir / "no-such-dir" / "x.img")
     assert rc == 1 and o == "" and "cannot create a file beside" in err, err
     assert set(os.listdir(tool_dir)) == before
+
+
+# --------------------------------------------------------------------------
+# diff: who changes identity between two maps (the offline shadow map)
+
+NEXT_MAP = """\
+email:alice@example.com   alice     staff
+cn:bob                    robert    staff
+deny serial:{laptop}
+cn:laptop                 laptop-user staff
+[issuer "{partner}"]
+cn~^(.+)$                 partner-$1 partners
+"""
+
+
+@pytest.fixture(scope="module")
+def diff_dir(tool_dir, certs):
+    d = tool_dir / "clients"
+    d.mkdir(exist_ok=True)
+    for n in ("alice", "bob", "laptop", "partner_alice"):
+        shutil.copy(certs[n].crt, d / ("%s.crt" % n))
+    (d / "notes.txt").write_text("not a certificate, not read\n")
+    (tool_dir / "next.map").write_text(NEXT_MAP.format(
+        laptop=H.LAPTOP_SERIAL, partner=rfc4514(H.PARTNER_CA_SUBJECT)))
+    H.make_tree_public(d)
+    return d
+
+
+def test_diff_names_who_changes(tool_dir, diff_dir):
+    rc, out, err = run("diff", tool_dir / "good.map", tool_dir / "next.map",
+                       diff_dir)
+    assert rc == 3 and err == "", (out, err)
+    lines = out.splitlines()
+    a, b = str(tool_dir / "good.map"), str(tool_dir / "next.map")
+    assert lines == [
+        "%s/alice.crt  groups  mapped alice [staff,admins] (%s:1)  ->  "
+        "mapped alice [staff] (%s:1)" % (diff_dir, a, b),
+        # bob was unmapped, now a user of his own
+        "%s/bob.crt  outcome  unmapped  ->  mapped robert [staff] (%s:2)"
+        % (diff_dir, b),
+        # a deny rule wins over the new rule for the same certificate
+        "%s/laptop.crt  same  denied (%s:3)" % (diff_dir, a),
+        "%s/partner_alice.crt  same  mapped partner-alice [partners] (%s:5)"
+        % (diff_dir, a),
+        "4 certificates: 2 the same, 2 change (outcome 1, user 0, groups 1)",
+    ], out
+
+
+def test_diff_json_and_exit_status(tool_dir, diff_dir, certs):
+    rc, doc = run_json("diff", "--json", tool_dir / "good.map",
+                       tool_dir / "next.map", diff_dir / "bob.crt",
+                       certs["alice"].crt)
+    assert rc == 3 and doc["ok"] and doc["command"] == "diff"
+    assert doc["counts"] == {"same": 0, "outcome": 1, "user": 0, "groups": 1}
+    bob = doc["certificates"][0]
+    assert bob["change"] == "outcome" and bob["a"]["outcome"] == "unmapped"
+    assert bob["b"]["user"] == "robert" and bob["b"]["rule"]["line"] == 2
+    # the same map twice: nothing changes
+    rc, out, _ = run("diff", tool_dir / "good.map", tool_dir / "good.map",
+                     diff_dir)
+    assert rc == 0 and out.endswith(
+        "4 certificates: 4 the same, 0 change (outcome 0, user 0, groups 0)"
+        "\n"), out
+    # a certificate that cannot be read, a bad map
+    rc, out, err = run("diff", tool_dir / "good.map", tool_dir / "next.map",
+                       tool_dir / "junk.pem", diff_dir / "bob.crt")
+    assert rc == 1 and "junk.pem: not a PEM or DER certificate" in err, err
+    assert "1 could not be read" in out, out
+    rc, out, err = run("diff", tool_dir / "good.map", tool_dir / "bad.map",
+                       diff_dir)
+    assert rc == 1 and "bad.map:2: unknown selector type" in err, err
+
+
+def test_diff_json_keys_documented(tool_dir, diff_dir):
+    keys = _json_keys(json.loads(run(
+        "diff", "--json", tool_dir / "good.map", tool_dir / "next.map",
+        diff_dir)[1]), set())
+    assert {"map_a", "map_b", "certificates", "change", "counts"} <= keys
+    man = MAN.read_text()
+    source = SOURCE.read_text()
+    help_text = run("help", "diff")[1]
+    for k in sorted(keys):
+        assert re.search(r"\b%s\b" % re.escape(k), help_text), k
+        assert '"%s"' % k in man, k
+        assert '"%s"' % k in source, k

@@ -32,16 +32,7 @@ def walkthrough_blocks():
     text = README.read_text()
     start = text.index("## Troubleshooting")
     end = text.index("\n## ", start + 1)
-    section = text[start:end]
-    blocks = []
-    pat = re.compile(r"<!-- walkthrough: (\w+)((?: [^\n>]*?)?) -->\n"
-                     r"([ \t]*)```[a-z]*\n(.*?)\n[ \t]*```", re.S)
-    for m in pat.finditer(section):
-        indent = m.group(3)
-        lines = [l[len(indent):] if l.startswith(indent) else l
-                 for l in m.group(4).split("\n")]
-        blocks.append((m.group(1), m.group(2).strip(), "\n".join(lines)))
-    return blocks
+    return H.marked_blocks(text[start:end], "walkthrough")
 
 
 def matches(expected, actual):

@@ -860,6 +860,35 @@ static void test_load(void)
     apr_dir_remove(dir, pool);
 }
 
+static void test_compare(void)
+{
+    const char *g1[] = {"staff", "admins"}, *g2[] = {"staff"},
+               *g3[] = {"admins", "staff"};
+    certauthz_identity_t a = {CERTAUTHZ_MAPPED, NULL, "bob", 2, g1};
+    certauthz_identity_t b = a, u = {CERTAUTHZ_UNMAPPED, NULL, NULL, 0, NULL},
+                         d = {CERTAUTHZ_DENIED, NULL, NULL, 0, NULL};
+
+    is_int(certauthz_identity_compare(&a, &b), CERTAUTHZ_SAME, "same");
+    b.user = "robert";
+    is_int(certauthz_identity_compare(&a, &b), CERTAUTHZ_DIFF_USER, "user");
+    b.user = "bob";
+    b.ngroups = 1;
+    b.groups = g2;
+    is_int(certauthz_identity_compare(&a, &b), CERTAUTHZ_DIFF_GROUPS,
+           "a group fewer");
+    b.ngroups = 2;
+    b.groups = g3;
+    is_int(certauthz_identity_compare(&a, &b), CERTAUTHZ_DIFF_GROUPS,
+           "groups in another order");
+    is_int(certauthz_identity_compare(&a, &u), CERTAUTHZ_DIFF_OUTCOME,
+           "mapped / unmapped");
+    is_int(certauthz_identity_compare(&u, &d), CERTAUTHZ_DIFF_OUTCOME,
+           "unmapped / denied");
+    u.rule = (const certauthz_rule_t *)&a; /* any rule: not compared */
+    is_int(certauthz_identity_compare(&u, &(certauthz_identity_t){0}),
+           CERTAUTHZ_SAME, "two unmapped, whatever their rules");
+}
+
 int main(void)
 {
     apr_initialize();
@@ -873,6 +902,7 @@ int main(void)
     test_scale();
     test_each_match();
     test_load();
+    test_compare();
 
     apr_pool_destroy(pool);
     apr_terminate();
