@@ -358,7 +358,7 @@ static cz_dir_e search(request_rec *r, const cz_ldap_conf_t *l,
     const char *const *groups;
     util_ldap_connection_t *ldc;
     apr_time_t t0 = apr_time_now();
-    int rc, ngroups, chase, none;
+    int rc, ngroups, chase, several, none;
     cz_dir_e e;
 
     cz_count_dir(CZ_DIRCNT_LOOKUPS, 1);
@@ -389,12 +389,14 @@ static cz_dir_e search(request_rec *r, const cz_ldap_conf_t *l,
     /* mod_ldap says "no such object" for none or several entries (its
      * reason tells them apart) and passes on the server's own, a base DN
      * that does not exist: that is a configuration error, not "none" */
-    none = rc == LDAP_NO_SUCH_OBJECT
-           && (!strncmp(why, "User not found", 14)
-               || !strncmp(why, "User is not unique", 18));
+    several =
+        rc == LDAP_NO_SUCH_OBJECT && !strncmp(why, "User is not unique", 18);
+    none =
+        several
+        || (rc == LDAP_NO_SUCH_OBJECT && !strncmp(why, "User not found", 14));
     if (none) {
         answered(r, s);
-        if (!strncmp(why, "User is not unique", 18))
+        if (several)
             fault(r, s, APLOG_WARNING,
                   apr_psprintf(r->pool, "several entries match %s: unmapped",
                                certauthz_log_escape(filter, r->pool)));
@@ -452,7 +454,7 @@ cz_dir_e cz_ldap_lookup(request_rec *r, const cz_ldap_conf_t *l,
     memset(out, 0, sizeof(*out));
     if (!ld_find) {
         cz_count_dir(CZ_DIRCNT_ERRORS, 1);
-        return CZ_DIR_ERROR; /* cannot happen: the directive checked */
+        return CZ_DIR_ERROR; /* cannot happen: check_config refused that */
     }
     if (s->wants_der)
         der = cz_pem_der(r->pool,

@@ -468,6 +468,9 @@ const unsigned char *cz_pem_der(apr_pool_t *p, const char *pem,
 const char *cz_fact(const cz_req_t *st, certauthz_type_e t);
 /* FILE:LINE of the rule that decided, "ldap:URL" when the directory was
  * asked, or "-". */
+/* The same, NULL when no rule and no directory decided (audit values:
+ * their "-" is written for NULL). */
+const char *cz_rule_at(const cz_req_t *st, apr_pool_t *p);
 const char *cz_rule_where(const cz_req_t *st, apr_pool_t *p);
 
 /* ==== mod_certauthz_status.c ==========================================

@@ -417,11 +417,17 @@ const char *cz_fact(const cz_req_t *st, certauthz_type_e t)
     return st->facts && st->facts->of[t].n ? st->facts->of[t].v[0].text : "-";
 }
 
-const char *cz_rule_where(const cz_req_t *st, apr_pool_t *p)
+const char *cz_rule_at(const cz_req_t *st, apr_pool_t *p)
 {
     if (st->ver && st->id.rule)
         return certauthz_rule_where(st->ver->map, st->id.rule, p);
     if (st->dir != CZ_DIR_NONE)
         return cz_ldap_rule(st->ldap);
-    return "-";
+    return NULL;
+}
+
+const char *cz_rule_where(const cz_req_t *st, apr_pool_t *p)
+{
+    const char *at = cz_rule_at(st, p);
+    return at ? at : "-";
 }

@@ -22,13 +22,6 @@ typedef char shcnt_rows_follow_diff
          ? 1
          : -1];
 
-static const char *outcome_name(certauthz_outcome_e o)
-{
-    return o == CERTAUTHZ_MAPPED   ? "mapped"
-           : o == CERTAUTHZ_DENIED ? "denied"
-                                   : "unmapped";
-}
-
 void cz_shadow_compare(request_rec *r, const cz_dir_conf_t *d,
                        const cz_req_t *st)
 {
@@ -60,10 +53,9 @@ void cz_shadow_compare(request_rec *r, const cz_dir_conf_t *d,
         "shadow_groups=\"%s\" shadow_rule=\"%s\" sha256=\"%s\" uri=\"%s\" "
         "map_sha256=\"%s\" shadow_map_sha256=\"%s\" "
         "shadow_generation=\"%s\"",
-        cz_shadow_kind_name(kind), outcome_name(id->outcome),
+        cz_shadow_kind_name(kind), certauthz_outcome_name(id->outcome),
         V(id->outcome == CERTAUTHZ_MAPPED ? id->user : NULL), V(GROUPS(id)),
-        V(strcmp(cz_rule_where(st, p), "-") ? cz_rule_where(st, p) : NULL),
-        outcome_name(sid.outcome),
+        V(cz_rule_at(st, p)), certauthz_outcome_name(sid.outcome),
         V(sid.outcome == CERTAUTHZ_MAPPED ? sid.user : NULL), V(GROUPS(&sid)),
         V(sid.rule ? certauthz_rule_where(ver->map, sid.rule, p) : NULL),
         V(cz_fact(st, CERTAUTHZ_SHA256)), V(r->uri),

@@ -101,7 +101,6 @@ void cz_audit(request_rec *r, const cz_dir_conf_t *d, const cz_req_t *st,
     int level = cz_conf_audit(d);
     apr_pool_t *p = r->pool;
     const char *user = NULL, *groups = NULL, *sha = NULL, *serial = NULL;
-    const char *rule;
 
     if (counters) {
         int c = granted ? CNT_GRANTED : reason_counter[reason];
@@ -122,22 +121,20 @@ void cz_audit(request_rec *r, const cz_dir_conf_t *d, const cz_req_t *st,
         sha = cz_fact(st, CERTAUTHZ_SHA256);
         serial = cz_fact(st, CERTAUTHZ_SERIAL);
     }
-    rule = cz_rule_where(st, p);
 #define V(x) certauthz_audit_value((x), p)
-    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
-                  "CERTAUTHZ0100: decision=\"%s\" check=\"%s\" reason=\"%s\" "
-                  "user=\"%s\" groups=\"%s\" rule=\"%s\" sha256=\"%s\" "
-                  "serial=\"%s\" issuer=\"%s\" client=\"%s\" method=\"%s\" "
-                  "uri=\"%s\" map_sha256=\"%s\" map_generation=\"%s\"",
-                  granted ? "granted" : "denied", V(check),
-                  V(cz_reason_name(reason)), V(user), V(groups),
-                  V(strcmp(rule, "-") ? rule : NULL), V(sha), V(serial),
-                  V(st->facts && st->facts->issuer
-                        ? certauthz_dn_text(st->facts->issuer)
-                        : NULL),
-                  V(r->useragent_ip), V(r->method), V(r->uri),
-                  V(st->ver ? certauthz_map_sha256(st->ver->map) : NULL),
-                  V(st->ver ? apr_itoa(p, (int)st->ver->gen) : NULL));
+    ap_log_rerror(
+        APLOG_MARK, APLOG_NOTICE, 0, r,
+        "CERTAUTHZ0100: decision=\"%s\" check=\"%s\" reason=\"%s\" "
+        "user=\"%s\" groups=\"%s\" rule=\"%s\" sha256=\"%s\" "
+        "serial=\"%s\" issuer=\"%s\" client=\"%s\" method=\"%s\" "
+        "uri=\"%s\" map_sha256=\"%s\" map_generation=\"%s\"",
+        granted ? "granted" : "denied", V(check), V(cz_reason_name(reason)),
+        V(user), V(groups), V(cz_rule_at(st, p)), V(sha), V(serial),
+        V(st->facts && st->facts->issuer ? certauthz_dn_text(st->facts->issuer)
+                                         : NULL),
+        V(r->useragent_ip), V(r->method), V(r->uri),
+        V(st->ver ? certauthz_map_sha256(st->ver->map) : NULL),
+        V(st->ver ? apr_itoa(p, (int)st->ver->gen) : NULL));
 #undef V
 }
 

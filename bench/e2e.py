@@ -1057,9 +1057,10 @@ def add_load_args(ap, variants):
                     help="hard cap on requests per loadgen run")
 
 
-def add_program_args(ap):
+def add_program_args(ap, loadgen=True):
     """--keep and the programs a benchmark runs (httpd, its modules, the
-    module under test, loadgen, mkcert): shared with bench/ldap.py."""
+    module under test, loadgen unless told, mkcert): shared with
+    bench/ldap.py and bench/memreload.py."""
     ap.add_argument("--keep", action="store_true",
                     help="keep the temporary directory")
     ap.add_argument("--httpd", default=os.environ.get("CERTAUTHZ_HTTPD",
@@ -1068,7 +1069,9 @@ def add_program_args(ap):
         "CERTAUTHZ_HTTPD_MODULES", "/usr/lib/apache2/modules"))
     ap.add_argument("--module", default=str(BUILDDIR / ".libs" /
                                             "mod_certauthz.so"))
-    ap.add_argument("--loadgen", default=str(BUILDDIR / "bench" / "loadgen"))
+    if loadgen:
+        ap.add_argument("--loadgen",
+                        default=str(BUILDDIR / "bench" / "loadgen"))
     ap.add_argument("--mkcert", default=str(BUILDDIR / "t" / "mkcert"))
 
 

@@ -1011,15 +1011,7 @@ def main():
                     help="runs of `certauthz check` for one load (default "
                     "3; --quick 1)")
     ap.add_argument("--json", help="write the rows to this file")
-    ap.add_argument("--keep", action="store_true",
-                    help="keep the temporary directory")
-    ap.add_argument("--httpd", default=os.environ.get("CERTAUTHZ_HTTPD",
-                                                      "/usr/sbin/apache2"))
-    ap.add_argument("--modules-dir", default=os.environ.get(
-        "CERTAUTHZ_HTTPD_MODULES", "/usr/lib/apache2/modules"))
-    ap.add_argument("--module", default=str(BUILDDIR / ".libs" /
-                                            "mod_certauthz.so"))
-    ap.add_argument("--mkcert", default=str(BUILDDIR / "t" / "mkcert"))
+    e2e.add_program_args(ap, loadgen=False)
     ap.add_argument("--cli", default=None,
                     help="the certauthz tool (default: the build tree's)")
     args = ap.parse_args()

@@ -170,6 +170,9 @@ typedef enum {
 certauthz_diff_e certauthz_identity_compare(const certauthz_identity_t *a,
                                             const certauthz_identity_t *b);
 
+/* "mapped", "unmapped" or "denied": what logs, JSON and docs call it. */
+const char *certauthz_outcome_name(certauthz_outcome_e o);
+
 /* Groups joined with ',' (empty string when none); when a group holds a
  * ',' (a directory's group DNs, CertAuthzLDAPGroups ATTR dn) with "; ",
  * as mod_ldap joins values (DNs escape ';' as RFC 4514 says). */

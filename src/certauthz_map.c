@@ -1408,6 +1408,13 @@ int certauthz_rule_groups(const certauthz_map_t *m, const certauthz_rule_t *r,
     return n;
 }
 
+const char *certauthz_outcome_name(certauthz_outcome_e o)
+{
+    return o == CERTAUTHZ_MAPPED   ? "mapped"
+           : o == CERTAUTHZ_DENIED ? "denied"
+                                   : "unmapped";
+}
+
 certauthz_diff_e certauthz_identity_compare(const certauthz_identity_t *a,
                                             const certauthz_identity_t *b)
 {

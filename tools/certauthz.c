@@ -1049,6 +1049,21 @@ static int cmd_check(int argc, char **argv, apr_pool_t *p)
 
 /* ---- explain ------------------------------------------------------------- */
 
+/* Load MAP for explain and diff: 1, or 0 with its errors added to errs. */
+static int load_map(certauthz_map_t **map, const char *path,
+                    apr_array_header_t *errs, apr_pool_t *p)
+{
+    apr_array_header_t *maperrs = NULL;
+
+    if (certauthz_map_load(map, path, &maperrs, p) == APR_SUCCESS)
+        return 1;
+    if (maperrs)
+        apr_array_cat(errs, maperrs);
+    else
+        push_error(errs, path, 0, "cannot be loaded");
+    return 0;
+}
+
 typedef struct {
     apr_array_header_t *rules; /* const certauthz_rule_t * */
 } matches_t;
@@ -1345,7 +1360,6 @@ static int cmd_explain(int argc, char **argv, apr_pool_t *p)
     const char *pos[2];
     int npos = 0;
     certauthz_map_t *map = NULL;
-    apr_array_header_t *maperrs = NULL;
     apr_array_header_t *errs = apr_array_make(p, 4, sizeof(certauthz_error_t));
     cert_t cert;
     int cert_ok, map_ok;
@@ -1376,11 +1390,7 @@ static int cmd_explain(int argc, char **argv, apr_pool_t *p)
     if (npos != 2)
         return usage_error("%s", "explain takes one MAP and one CERT");
 
-    map_ok = certauthz_map_load(&map, pos[0], &maperrs, p) == APR_SUCCESS;
-    if (!map_ok && maperrs)
-        apr_array_cat(errs, maperrs);
-    else if (!map_ok)
-        push_error(errs, pos[0], 0, "cannot be loaded");
+    map_ok = load_map(&map, pos[0], errs, p);
     cert_ok = read_cert(&cert, pos[1], errs, p) == 0;
 
     memset(&id, 0, sizeof(id));
@@ -1410,10 +1420,7 @@ static int cmd_explain(int argc, char **argv, apr_pool_t *p)
             jw_null(&j, "decision");
         else {
             jw_open(&j, "decision", '{');
-            jw_str(&j, "outcome",
-                   id.outcome == CERTAUTHZ_MAPPED   ? "mapped"
-                   : id.outcome == CERTAUTHZ_DENIED ? "denied"
-                                                    : "unmapped");
+            jw_str(&j, "outcome", certauthz_outcome_name(id.outcome));
             jw_str(&j, "reason",
                    id.outcome == CERTAUTHZ_MAPPED   ? "mapped"
                    : id.outcome == CERTAUTHZ_DENIED ? "deny-rule"
@@ -1504,18 +1511,11 @@ static int cmd_explain(int argc, char **argv, apr_pool_t *p)
 
 static const char *const diff_names[] = {"same", "outcome", "user", "groups"};
 
-static const char *outcome_word(certauthz_outcome_e o)
-{
-    return o == CERTAUTHZ_MAPPED   ? "mapped"
-           : o == CERTAUTHZ_DENIED ? "denied"
-                                   : "unmapped";
-}
-
 /* "mapped bob [staff,admins] (FILE:LINE)" */
 static const char *identity_text(const certauthz_map_t *map,
                                  const certauthz_identity_t *id, apr_pool_t *p)
 {
-    const char *s = outcome_word(id->outcome);
+    const char *s = certauthz_outcome_name(id->outcome);
     if (id->outcome == CERTAUTHZ_MAPPED)
         s = apr_pstrcat(p, s, " ", show(id->user, 1, p), " [",
                         show(certauthz_identity_groups(id, p), 1, p), "]",
@@ -1531,7 +1531,7 @@ static void json_identity(jw_t *j, const char *key, const certauthz_map_t *map,
                           const certauthz_identity_t *id, apr_pool_t *p)
 {
     jw_open(j, key, '{');
-    jw_str(j, "outcome", outcome_word(id->outcome));
+    jw_str(j, "outcome", certauthz_outcome_name(id->outcome));
     if (id->outcome == CERTAUTHZ_MAPPED) {
         jw_str(j, "user", id->user);
         jw_open(j, "groups", '[');
@@ -1626,15 +1626,9 @@ static int cmd_diff(int argc, char **argv, apr_pool_t *p)
         return usage_error("%s", "diff takes MAP-A, MAP-B and at least one "
                                  "CERT or DIRECTORY");
     for (int m = 0; m < 2; m++) {
-        apr_array_header_t *merrs = NULL;
         mapname[m] = APR_ARRAY_IDX(pos, m, const char *);
-        if (certauthz_map_load(&map[m], mapname[m], &merrs, p) != APR_SUCCESS) {
+        if (!load_map(&map[m], mapname[m], errs, p))
             maps_ok = 0;
-            if (merrs)
-                apr_array_cat(errs, merrs);
-            else
-                push_error(errs, mapname[m], 0, "cannot be loaded");
-        }
     }
     for (int i = 2; i < pos->nelts; i++)
         cert_paths(paths, APR_ARRAY_IDX(pos, i, const char *), errs, p);
